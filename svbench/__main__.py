@@ -1,0 +1,5 @@
+import sys
+
+from svbench.cli import main
+
+sys.exit(main())

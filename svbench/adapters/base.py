@@ -1,0 +1,85 @@
+"""The codec protocol and what every adapter shares."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from svbench.bitrate import Bitrate
+from svbench.cards import Card
+
+
+class CodecError(Exception):
+    """A codec that could not encode or decode; the message says why."""
+
+
+@runtime_checkable
+class Codec(Protocol):
+    name: str
+    sample_rate: int
+
+    def bitrates(self) -> list[Bitrate]: ...
+
+    def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes: ...
+
+    def decode(self, bitstream: bytes) -> np.ndarray: ...
+
+
+class CardCodec:
+    """Base for adapters configured by a card.
+
+    Card fields: ``sample_rate``; ``[bitrates] list`` (the codec's own operating points) or
+    ``[bitrates] range = [lo, hi]`` plus ``recommended``; ``[params]`` for the adapter; ``programs``
+    (executables it needs) and ``install`` (how to get them).
+    """
+
+    requires_programs: tuple[str, ...] = ()
+
+    def __init__(self, card: Card):
+        self.card = card
+        self.name = card.name
+        self.sample_rate = int(card.data["sample_rate"])
+        self.params = card.params
+        spec = card.data.get("bitrates", {})
+        self._listed = [Bitrate.parse(b) for b in spec.get("list", [])]
+        self._range = tuple(Bitrate.parse(b) for b in spec.get("range", [])) or None
+        self._recommended = [Bitrate.parse(b) for b in spec.get("recommended", [])]
+
+    def bitrates(self) -> list[Bitrate]:
+        return self._listed or self._recommended
+
+    def unsupported_reason(self, bitrate: Bitrate) -> str | None:
+        if self._listed and bitrate not in self._listed:
+            modes = ", ".join(b.label for b in self._listed)
+            return f"{self.name} has no {bitrate.label} mode (its modes: {modes})"
+        if self._range and not (self._range[0] <= bitrate <= self._range[1]):
+            return f"{self.name} accepts {self._range[0].label}..{self._range[1].label}, not {bitrate.label}"
+        return None
+
+    def unavailable_reason(self) -> str | None:
+        """None when the codec can run on this machine, else why not and how to fix it."""
+        programs = tuple(self.card.data.get("programs", ())) or self.requires_programs
+        missing = [p for p in programs if shutil.which(p) is None]
+        if missing:
+            hint = self.card.data.get("install", "")
+            return f"program(s) not found: {', '.join(missing)}" + (f"; install: {hint}" if hint else "")
+        return None
+
+    def payload_bits(self, bitstream: bytes) -> int:
+        """Bits the codec actually produced (without svbench's own framing)."""
+        return 8 * len(bitstream)
+
+
+def run_program(cmd: list[str], stdin: bytes) -> bytes:
+    """Run an external codec program on bytes; a failure names the program and its stderr."""
+    try:
+        done = subprocess.run(cmd, input=stdin, capture_output=True, check=False)
+    except FileNotFoundError:
+        raise CodecError(f"program not found: {cmd[0]}") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise CodecError(f"{cmd[0]} exited with code {done.returncode}: {' | '.join(tail)}")
+    return done.stdout

@@ -1,0 +1,374 @@
+"""The run: plan the grid (utterance x codec x bitrate), evaluate each unit, store it, summarise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from svbench import align, audio, cache
+from svbench import manifest as manifest_mod
+from svbench.adapters.base import CardCodec, CodecError
+from svbench.adapters.precomputed import DecodedIndex, bitrate_folders
+from svbench.audio import Audio, AudioError
+from svbench.bitrate import Bitrate
+from svbench.cards import Card, get_card, load_entry_point
+from svbench.metrics.base import BaseMetric, MetricUndefined, load_metrics, metric_from_card
+from svbench.store import Store, UnitResult
+
+PRECOMPUTED = "precomputed"
+MUCH_SHORTER = 0.5  # a decoded file under half its reference's length is refused (unless cropping is allowed)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    dataset: str
+    codecs: tuple[str, ...]
+    bitrates: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ("pesq", "stoi")
+    decoded: str | None = None
+    label: str | None = None
+    eval_sr: int | None = None
+    align: str = "envelope"  # envelope | none
+    crop_reference: bool = False
+    workspace: str = "svbench-work"
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """Everything a worker process needs, picklable; heavy objects are built once per process."""
+
+    metric_cards: tuple[Card, ...]
+    cache_dir: str
+    eval_sr: int | None
+    align: str
+    crop_reference: bool
+
+
+@dataclass(frozen=True)
+class Task:
+    ctx: WorkerContext
+    utt: manifest_mod.Utterance
+    codec: str  # result label
+    codec_card: Card | None  # None for precomputed files
+    bitrate: Bitrate | None
+    decoded_path: str | None = None
+    planning_error: str | None = None
+
+
+@dataclass
+class Plan:
+    tasks: list[Task] = field(default_factory=list)
+    notices: list[tuple[str, str]] = field(default_factory=list)
+
+
+def make_codec(card: Card) -> CardCodec:
+    cls = load_entry_point("svbench.codecs", card.data.get("adapter", card.name))
+    codec: CardCodec = cls(card)
+    return codec
+
+
+# ---------------------------------------------------------------- planning
+
+
+def plan(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: WorkerContext) -> Plan:
+    result = Plan(notices=list(manifest.problems))
+    asked = [Bitrate.parse(b) for b in spec.bitrates]
+    for name in spec.codecs:
+        if name == PRECOMPUTED:
+            _plan_precomputed(spec, manifest, ctx, asked, result)
+            continue
+        card = get_card("codecs", name)
+        codec = make_codec(card)
+        reason = codec.unavailable_reason()
+        if reason:
+            result.notices.append((f"codec {name}", f"unavailable: {reason}"))
+            continue
+        for bitrate in asked or codec.bitrates():
+            why_not = codec.unsupported_reason(bitrate)
+            if why_not:
+                result.notices.append((f"grid {name}@{bitrate.label}", f"skipped: {why_not}"))
+                continue
+            result.tasks += [Task(ctx, utt, name, card, bitrate) for utt in manifest.utterances]
+    return result
+
+
+def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: WorkerContext,
+                      asked: list[Bitrate], result: Plan) -> None:
+    if not spec.decoded:
+        raise ValueError("--codec precomputed needs --decoded DIR (the folder of decoded files)")
+    root = Path(spec.decoded)
+    if not root.is_dir():
+        raise ValueError(f"{root}: --decoded folder not found")
+    label = spec.label or root.name
+    for bitrate, folder in bitrate_folders(root, asked).items():
+        index = DecodedIndex(folder)
+        for utt in manifest.utterances:
+            try:
+                path, error = str(index.find(utt.id)), None
+            except FileNotFoundError as err:
+                path, error = None, str(err)
+            result.tasks.append(Task(ctx, utt, label, None, bitrate, path, error))
+
+
+# ---------------------------------------------------------------- one unit
+
+
+_codecs: dict[str, CardCodec] = {}  # per worker process, keyed by card hash
+_metrics: dict[tuple[str, ...], list[BaseMetric]] = {}
+
+
+def _worker_codec(card: Card) -> CardCodec:
+    if card.sha256 not in _codecs:
+        _codecs[card.sha256] = make_codec(card)
+    return _codecs[card.sha256]
+
+
+def _worker_metrics(cards: tuple[Card, ...]) -> list[BaseMetric]:
+    key = tuple(c.sha256 for c in cards)
+    if key not in _metrics:
+        _metrics[key] = [metric_from_card(c) for c in cards]
+    return _metrics[key]
+
+
+def evaluate(task: Task) -> UnitResult:
+    """Evaluate one unit; every failure becomes an error row naming the file and the reason."""
+    utt, ctx = task.utt, task.ctx
+    r = UnitResult(utt.id, task.codec, task.bitrate.label if task.bitrate else "-",
+                   task.bitrate.bps if task.bitrate else None, ref_path=str(utt.path))
+    try:
+        ref = audio.check(audio.read(utt.path), utt.path)
+    except AudioError as err:
+        return r.fail("reference", str(err))
+    r.notes += ref.notes
+    r.duration_s = round(ref.duration, 4)
+    try:
+        deg = _decoded(task, ref, r)
+    except AudioError as err:
+        return r.fail("decoded", str(err))
+    except CodecError as err:
+        return r.fail("codec", f"{task.codec}@{r.bitrate} on {utt.path}: {err}")
+    if deg is None:
+        return r
+    eval_sr = ctx.eval_sr or min(ref.sr, deg.sr)
+    r.eval_sr = eval_sr
+    for clip, what in ((ref, "reference"), (deg, "decoded")):
+        if clip.sr != eval_sr:
+            r.notes.append(f"{what} resampled {clip.sr}->{eval_sr} Hz for evaluation")
+    ref_e, deg_e = audio.resample(ref, eval_sr), audio.resample(deg, eval_sr)
+    if not ctx.crop_reference and len(deg_e.samples) < MUCH_SHORTER * len(ref_e.samples):
+        return r.fail("decoded", f"{r.deg_path or 'decoded audio'}: much shorter than its reference "
+                      f"({deg_e.duration:.2f} s vs {ref_e.duration:.2f} s); if the decoded files are "
+                      "deliberately cropped excerpts, pass --crop-reference")
+    ref_a, deg_a = ref_e.samples, deg_e.samples
+    if ctx.align == "envelope":
+        found = align.estimate_delay(ref_a, deg_a, eval_sr)
+        r.delay_ms, r.delay_confidence = round(found.delay_ms, 3), round(found.confidence, 4)
+        ref_a, deg_a = align.apply(ref_a, deg_a, found.delay_samples)
+    else:
+        ref_a, deg_a = align.apply(ref_a, deg_a, 0)
+    t0 = time.perf_counter()
+    r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr)
+    r.t_metrics_s = round(time.perf_counter() - t0, 4)
+    return r
+
+
+def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio | None:
+    """The decoded audio of a unit: from a precomputed file, the cache, or the codec itself."""
+    if task.codec_card is None:
+        if task.planning_error or task.decoded_path is None:
+            r.fail("decoded", task.planning_error or "no decoded file")
+            return None
+        r.deg_path = task.decoded_path
+        deg = audio.check(audio.read(task.decoded_path), task.decoded_path)
+        r.notes += [f"decoded: {n}" for n in deg.notes]
+        return deg
+    assert task.bitrate is not None
+    codec = _worker_codec(task.codec_card)
+    codec_in = audio.resample(ref, codec.sample_rate)
+    if ref.sr != codec.sample_rate:
+        r.notes.append(f"reference resampled {ref.sr}->{codec.sample_rate} Hz for {codec.name}")
+    store = cache.DecodedCache(Path(task.ctx.cache_dir))
+    k = cache.key(task.codec_card.sha256, task.bitrate.label, str(codec.sample_rate), codec_in.samples.tobytes())
+    t0 = time.perf_counter()
+    hit = store.get(k)
+    if hit is None:
+        bitstream = codec.encode(codec_in.samples, task.bitrate)
+        decoded = codec.decode(bitstream)
+        store.put(k, bitstream, decoded)
+    else:
+        bitstream, decoded = hit
+        r.cached = True
+    r.t_codec_s = round(time.perf_counter() - t0, 4)
+    r.measured_bps = round(codec.payload_bits(bitstream) / codec_in.duration, 2)
+    return audio.check(Audio(decoded, codec.sample_rate), f"{codec.name}@{task.bitrate.label} output of {ref_label(r)}")
+
+
+def ref_label(r: UnitResult) -> str:
+    return r.ref_path or r.utt_id
+
+
+def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int) -> list[Any]:
+    """Every metric on one aligned pair; a metric's failure is a value with a reason, not a crash."""
+    rows = []
+    at_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {sr: (ref, deg)}
+    for metric in metrics:
+        rate = metric.sample_rate or sr
+        if rate not in at_rate:
+            at_rate[rate] = (audio.resample(Audio(ref, sr), rate).samples, audio.resample(Audio(deg, sr), rate).samples)
+        m_ref, m_deg = at_rate[rate]
+        t0 = time.perf_counter()
+        try:
+            if len(m_deg) / rate < metric.min_seconds:
+                raise MetricUndefined(f"clip too short: {len(m_deg) / rate:.3f} s < {metric.min_seconds} s")
+            values = metric(m_ref if metric.needs_reference else None, m_deg, rate)
+            for key, value in values.items():
+                ok = np.isfinite(value)
+                rows.append((metric.name, key, float(value) if ok else None, None if ok else "non-finite value",
+                             time.perf_counter() - t0))
+        except MetricUndefined as err:
+            rows.append((metric.name, metric.name, None, f"not defined: {err}", time.perf_counter() - t0))
+        except Exception as err:  # a metric library's crash on one utterance must not end the run
+            rows.append((metric.name, metric.name, None, f"failed: {type(err).__name__}: {err}",
+                         time.perf_counter() - t0))
+    return rows
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def run_id_for(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple[Card, ...]) -> dict[str, Any]:
+    """The run's identity: same dataset content, cards and options -> same run id -> resume."""
+    codec_cards = {c: get_card("codecs", c).sha256 for c in spec.codecs if c != PRECOMPUTED}
+    return {
+        "dataset": str(manifest.path.resolve()),
+        "dataset_sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),
+        "codecs": list(spec.codecs),
+        "codec_cards": codec_cards,
+        "bitrates": [Bitrate.parse(b).label for b in spec.bitrates],
+        "metrics": [c.name for c in metric_cards],
+        "metric_cards": {c.name: c.sha256 for c in metric_cards},
+        "decoded": str(Path(spec.decoded).resolve()) if spec.decoded else None,
+        "label": spec.label,
+        "eval_sr": spec.eval_sr,
+        "align": spec.align,
+        "crop_reference": spec.crop_reference,
+    }
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    return {"versions": versions, "git_commit": commit, "python": platform.python_version(),
+            "host": platform.node(), "machine": platform.machine()}
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    resumed: bool
+    store_path: Path
+    planned: int
+    skipped_done: int
+    computed: int
+    notices: list[tuple[str, str]]
+    wall_s: float
+
+
+def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None = None,
+            on_unit: Callable[[UnitResult], None] | None = None) -> RunOutcome:
+    t0 = time.perf_counter()
+    manifest = manifest_mod.load(spec.dataset)
+    metric_objects = load_metrics(list(spec.metrics))  # stops here, before any work, if one cannot run
+    metric_cards = tuple(m.card for m in metric_objects)
+    workspace = Path(spec.workspace)
+    ctx = WorkerContext(metric_cards, str((workspace / "cache").resolve()), spec.eval_sr, spec.align,
+                        spec.crop_reference)
+    config = describe(spec, manifest, metric_cards)
+    run_id = run_id_for(config)
+    store = Store(workspace / "svbench.sqlite")
+    try:
+        resumed = store.open_run(run_id, config, environment())
+        the_plan = plan(spec, manifest, ctx)
+        store.add_notices(run_id, the_plan.notices)
+        done = store.done_units(run_id)
+        todo = [t for t in the_plan.tasks if (t.utt.id, t.codec, _label(t)) not in done]
+        if on_start:
+            on_start(len(todo))
+        computed = 0
+        for result in executor.map_unordered(evaluate, todo):
+            store.add_unit(run_id, result)
+            computed += 1
+            if on_unit:
+                on_unit(result)
+    finally:
+        store.close()
+    return RunOutcome(run_id, resumed, workspace / "svbench.sqlite", len(the_plan.tasks),
+                      len(the_plan.tasks) - len(todo), computed, the_plan.notices, time.perf_counter() - t0)
+
+
+def _label(task: Task) -> str:
+    return task.bitrate.label if task.bitrate else "-"
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Per codec and bitrate: utterances ok / failed, measured bitrate, delay (median, IQR), mean scores."""
+    if results.empty:
+        return pd.DataFrame()
+    fixed = set(asdict(UnitResult("", "", "", None)).keys()) | {"run_id"}
+    score_cols = [c for c in results.columns if c not in fixed]
+    rows = []
+    for (codec, bitrate), group in results.groupby(["codec", "bitrate"], sort=False):
+        ok = group[group.status == "ok"]
+        row: dict[str, Any] = {"codec": codec, "bitrate": bitrate, "n_ok": len(ok), "n_failed": len(group) - len(ok)}
+        row["measured_kbps"] = ok.measured_bps.mean() / 1000 if ok.measured_bps.notna().any() else None
+        delays = ok.delay_ms.dropna()
+        if len(delays):
+            row["delay_ms_median"] = delays.median()
+            row["delay_ms_iqr"] = delays.quantile(0.75) - delays.quantile(0.25)
+        for col in score_cols:
+            values = pd.to_numeric(ok[col], errors="coerce")
+            row[col] = values.mean()
+            row[f"{col}_n"] = int(values.notna().sum())
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["_bps"] = [_bps(b) for b in frame.bitrate]
+    return frame.sort_values(["codec", "_bps"]).drop(columns="_bps").reset_index(drop=True)
+
+
+def _bps(label: str) -> int:
+    try:
+        return Bitrate.parse(label).bps
+    except ValueError:
+        return 0
+
+
+def iter_failures(results: pd.DataFrame, scores: pd.DataFrame) -> Iterator[str]:
+    for row in results[results.status == "error"].itertuples():
+        yield f"{row.codec}@{row.bitrate} {row.utt_id}: [{row.stage}] {row.error}"
+    for row in scores[scores.value.isna()].itertuples():
+        yield f"{row.codec}@{row.bitrate} {row.utt_id}: {row.metric}: {row.reason}"

@@ -1,0 +1,138 @@
+"""Manifests from the standard on-disk layout of each corpus, and from a plain folder of audio."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import soundfile as sf
+
+from svbench import demo, manifest
+from svbench.adapters.precomputed import audio_files
+
+
+def _info(path: Path) -> tuple[int | None, float | None]:
+    try:
+        info = sf.info(str(path))
+        return info.samplerate, round(info.frames / info.samplerate, 3)
+    except (sf.LibsndfileError, RuntimeError):
+        return None, None  # unreadable files still enter the manifest; the run reports them per utterance
+
+
+def _row(root: Path, path: Path, utt_id: str, speaker: str, text: str, split: str) -> dict[str, object]:
+    sr, dur = _info(path)
+    return {"id": utt_id, "path": path.relative_to(root).as_posix(), "sample_rate": sr, "duration_s": dur,
+            "speaker": speaker, "text": text, "split": split}
+
+
+def _write(rows: list[dict[str, object]], root: Path, out: Path) -> int:
+    """Paths are written relative to the manifest's folder, so the manifest can move with the corpus."""
+    if not rows:
+        raise FileNotFoundError(f"{root}: no audio found in the expected layout")
+    base = out.resolve().parent
+    for row in rows:
+        row["path"] = os.path.relpath(root.resolve() / str(row["path"]), base)
+    manifest.write(rows, out)
+    return len(rows)
+
+
+def librispeech(root: Path, out: Path) -> int:
+    """ROOT/<split>/<speaker>/<chapter>/<spk>-<chap>-<n>.flac with <spk>-<chap>.trans.txt beside them."""
+    rows = []
+    for trans in sorted(root.rglob("*.trans.txt")):
+        texts = dict(line.rstrip("\n").split(" ", 1) for line in trans.read_text().splitlines() if " " in line)
+        split = trans.relative_to(root).parts[0] if len(trans.relative_to(root).parts) > 3 else ""
+        for flac in sorted(trans.parent.glob("*.flac")):
+            rows.append(_row(root, flac, flac.stem, flac.stem.split("-")[0], texts.get(flac.stem, ""), split))
+    return _write(rows, root, out)
+
+
+def libritts(root: Path, out: Path) -> int:
+    """ROOT/<split>/<speaker>/<chapter>/<id>.wav with <id>.normalized.txt (or .original.txt) beside each."""
+    rows = []
+    for wav in sorted(root.rglob("*.wav")):
+        text = ""
+        for suffix in (".normalized.txt", ".original.txt"):
+            txt = wav.with_name(wav.stem + suffix)
+            if txt.is_file():
+                text = txt.read_text().strip()
+                break
+        parts = wav.relative_to(root).parts
+        split = parts[0] if len(parts) > 3 else ""
+        rows.append(_row(root, wav, wav.stem, wav.stem.split("_")[0], text, split))
+    return _write(rows, root, out)
+
+
+def ljspeech(root: Path, out: Path) -> int:
+    """ROOT/metadata.csv (id|text|normalized text) and ROOT/wavs/<id>.wav; one speaker."""
+    meta = root / "metadata.csv"
+    texts: dict[str, str] = {}
+    if meta.is_file():
+        for line in meta.read_text(encoding="utf-8").splitlines():
+            parts = line.split("|")
+            if len(parts) >= 2:
+                texts[parts[0]] = parts[-1]
+    rows = [_row(root, wav, wav.stem, "LJ", texts.get(wav.stem, ""), "")
+            for wav in sorted((root / "wavs").glob("*.wav"))]
+    return _write(rows, root, out)
+
+
+def aishell1(root: Path, out: Path) -> int:
+    """ROOT/wav/<split>/<speaker>/<id>.wav (or ROOT/data_aishell/...) and transcript/aishell_transcript_v0.8.txt."""
+    texts: dict[str, str] = {}
+    for trans in root.rglob("aishell_transcript*.txt"):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            if " " in line:
+                utt, text = line.split(" ", 1)
+                texts[utt] = text.replace(" ", "")
+    rows = []
+    for wav in sorted(root.rglob("*.wav")):
+        parts = wav.relative_to(root).parts
+        split = parts[-3] if len(parts) >= 3 else ""
+        rows.append(_row(root, wav, wav.stem, parts[-2] if len(parts) >= 2 else "", texts.get(wav.stem, ""), split))
+    return _write(rows, root, out)
+
+
+def folder(root: Path, out: Path) -> int:
+    """Any folder of audio: id = file name without extension (plus its folder if names repeat)."""
+    files = audio_files(root)
+    folders_of: dict[str, set[Path]] = {}
+    for f in files:
+        folders_of.setdefault(f.stem, set()).add(f.parent)
+    rows, seen = [], set()
+    for f in files:
+        unique = len(folders_of[f.stem]) == 1
+        utt_id = f.stem if unique else f.relative_to(root).with_suffix("").as_posix()
+        if utt_id in seen:  # one recording in two formats (x.flac and x.wav): keep the first (sorted)
+            continue
+        seen.add(utt_id)
+        rows.append(_row(root, f, utt_id, "", "", ""))
+    return _write(rows, root, out)
+
+
+IMPORTERS: dict[str, Callable[[Path, Path], int]] = {
+    "librispeech": librispeech,
+    "libritts": libritts,
+    "ljspeech": ljspeech,
+    "aishell1": aishell1,
+    "dir": folder,
+}
+
+
+def _manifests_under(folder_path: Path) -> Iterator[tuple[str, Path]]:
+    for path in sorted(folder_path.glob("*/manifest.csv")):
+        yield path.parent.name, path
+    for path in sorted(folder_path.glob("*.csv")):
+        yield path.stem, path
+
+
+def known_datasets() -> dict[str, Path]:
+    """The demo set, ./datasets/*, and every folder listed in $SVBENCH_DATA (os.pathsep separated)."""
+    found = {demo.NAME: demo.build()}
+    places = [Path.cwd() / "datasets"] + [Path(p) for p in os.environ.get("SVBENCH_DATA", "").split(os.pathsep) if p]
+    for place in places:
+        if place.is_dir():
+            for name, path in _manifests_under(place):
+                found.setdefault(name, path)
+    return found

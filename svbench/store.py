@@ -1,0 +1,182 @@
+"""The run store: one SQLite file per workspace.
+
+A unit of work (utterance x codec x bitrate) is written with all its scores in one transaction, so
+a run killed at any instant keeps every finished unit and no half unit; the primary keys make a
+duplicate impossible. Starting the same run again skips the units already stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    config TEXT NOT NULL,       -- JSON: dataset, codecs (+card hashes), bitrates, metrics (+card hashes), options
+    environment TEXT NOT NULL   -- JSON: svbench and library versions, git commit, host
+);
+CREATE TABLE IF NOT EXISTS units (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    utt_id TEXT NOT NULL,
+    codec TEXT NOT NULL,
+    bitrate TEXT NOT NULL,       -- label as written by users: 3k, 0.5k; '-' when unknown
+    nominal_bps INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'error')),
+    stage TEXT,                  -- where an error happened: reference, codec, decoded, align, metric
+    error TEXT,
+    notes TEXT,                  -- what svbench changed on the way (mix-down, resampling)
+    ref_path TEXT,
+    deg_path TEXT,
+    duration_s REAL,
+    measured_bps REAL,
+    delay_ms REAL,
+    delay_confidence REAL,
+    eval_sr INTEGER,
+    cached INTEGER,
+    t_codec_s REAL,
+    t_metrics_s REAL,
+    PRIMARY KEY (run_id, utt_id, codec, bitrate)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run_id TEXT NOT NULL,
+    utt_id TEXT NOT NULL,
+    codec TEXT NOT NULL,
+    bitrate TEXT NOT NULL,
+    metric TEXT NOT NULL,        -- metric card name
+    key TEXT NOT NULL,           -- value name (a metric can return several)
+    value REAL,                  -- NULL when the metric is not defined for this utterance
+    reason TEXT,                 -- why value is NULL
+    t_s REAL,
+    PRIMARY KEY (run_id, utt_id, codec, bitrate, metric, key),
+    FOREIGN KEY (run_id, utt_id, codec, bitrate) REFERENCES units(run_id, utt_id, codec, bitrate)
+);
+CREATE TABLE IF NOT EXISTS notices (
+    run_id TEXT NOT NULL,
+    scope TEXT NOT NULL,         -- e.g. 'grid codec2@6k', 'manifest line 7'
+    reason TEXT NOT NULL,
+    UNIQUE (run_id, scope, reason)
+);
+"""
+
+
+@dataclass
+class UnitResult:
+    utt_id: str
+    codec: str
+    bitrate: str
+    nominal_bps: int | None
+    status: str = "ok"
+    stage: str | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    ref_path: str | None = None
+    deg_path: str | None = None
+    duration_s: float | None = None
+    measured_bps: float | None = None
+    delay_ms: float | None = None
+    delay_confidence: float | None = None
+    eval_sr: int | None = None
+    cached: bool = False
+    t_codec_s: float | None = None
+    t_metrics_s: float | None = None
+    # (metric, key, value or None, reason or None, seconds)
+    scores: list[tuple[str, str, float | None, str | None, float]] = field(default_factory=list)
+
+    def fail(self, stage: str, error: str) -> UnitResult:
+        self.status, self.stage, self.error = "error", stage, error
+        return self
+
+
+class Store:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(str(path), timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")  # a committed unit survives power loss
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def open_run(self, run_id: str, config: dict[str, Any], environment: dict[str, Any]) -> bool:
+        """Create the run or find it; True when it already existed (a resume)."""
+        now = _now()
+        with self.db:
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?)",
+                (run_id, now, now, json.dumps(config, sort_keys=True), json.dumps(environment, sort_keys=True)),
+            )
+        return cur.rowcount == 0
+
+    def done_units(self, run_id: str) -> set[tuple[str, str, str]]:
+        rows = self.db.execute("SELECT utt_id, codec, bitrate FROM units WHERE run_id = ?", (run_id,))
+        return {tuple(r) for r in rows}  # type: ignore[misc]
+
+    def add_unit(self, run_id: str, r: UnitResult) -> None:
+        unit_key = (run_id, r.utt_id, r.codec, r.bitrate)
+        with self.db:
+            self.db.execute(
+                "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    *unit_key, r.nominal_bps, r.status, r.stage, r.error, "; ".join(r.notes) or None,
+                    r.ref_path, r.deg_path, r.duration_s, r.measured_bps, r.delay_ms, r.delay_confidence,
+                    r.eval_sr, int(r.cached), r.t_codec_s, r.t_metrics_s,
+                ),
+            )
+            self.db.executemany(
+                "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?)",
+                [(*unit_key, metric, key, value, reason, t) for metric, key, value, reason, t in r.scores],
+            )
+            self.db.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (_now(), run_id))
+
+    def add_notices(self, run_id: str, notices: Iterable[tuple[str, str]]) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR IGNORE INTO notices VALUES (?, ?, ?)", [(run_id, s, r) for s, r in notices]
+            )
+
+    def frame(self, table: str, run_id: str | None = None) -> pd.DataFrame:
+        if table not in {"runs", "units", "scores", "notices"}:
+            raise ValueError(f"no table {table!r}")
+        if run_id is None:
+            return pd.read_sql_query(f"SELECT * FROM {table}", self.db)
+        return pd.read_sql_query(f"SELECT * FROM {table} WHERE run_id = ?", self.db, params=(run_id,))
+
+    def results(self, run_id: str) -> pd.DataFrame:
+        """One row per utterance x codec x bitrate with a column per score key (wide form)."""
+        units = self.frame("units", run_id)
+        scores = self.frame("scores", run_id)
+        if scores.empty:
+            return units
+        wide = scores.pivot_table(
+            index=["utt_id", "codec", "bitrate"], columns="key", values="value", aggfunc="first", dropna=False
+        ).reset_index()
+        wide.columns.name = None
+        return units.merge(wide, on=["utt_id", "codec", "bitrate"], how="left")
+
+    def latest_run(self) -> str | None:
+        row = self.db.execute("SELECT run_id FROM runs ORDER BY updated DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        return {
+            t: self.db.execute(f"SELECT COUNT(*) FROM {t} WHERE run_id = ?", (run_id,)).fetchone()[0]
+            for t in ("units", "scores", "notices")
+        }
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

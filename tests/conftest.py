@@ -1,0 +1,35 @@
+"""Shared fixtures. Real audio comes from ../shared/data (CI has it); tests that need it skip with the reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(os.environ.get("SVBENCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+SPEECH = SHARED / "data" / "speech"
+DEMO = SHARED / "data" / "svcodec-demo"
+
+
+def need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"needs {path} (the project's shared data folder beside the checkout); not present here")
+    return path
+
+
+@pytest.fixture
+def librispeech_manifest(tmp_path: Path):
+    """A small manifest of real LibriSpeech clips (train-clean-100, 16 kHz FLAC), shortest first."""
+
+    def make(n: int = 4, max_s: float = 8.0) -> Path:
+        root = need(SPEECH / "librispeech")
+        table = pd.read_csv(root / "manifest.csv", dtype={"id": str})
+        table = table[table.duration_s <= max_s].sort_values("duration_s").head(n).copy()
+        table["path"] = [str(root / p) for p in table.path]
+        out = tmp_path / "libri.csv"
+        table.to_csv(out, index=False)
+        return out
+
+    return make
