@@ -47,8 +47,10 @@ class Codec2Codec(CardCodec):
         except (KeyError, ValueError):
             raise CodecError(f"Codec 2 bitstream names an unknown mode {mode}") from None
         payload = bitstream[_HEADER.size :]
-        if len(payload) % codec.bytes_per_frame():
-            raise CodecError("truncated Codec 2 bitstream (partial frame)")
+        frames_needed = -(-n_samples // codec.samples_per_frame())
+        if len(payload) != frames_needed * codec.bytes_per_frame():
+            raise CodecError(f"truncated Codec 2 bitstream: {len(payload)} bytes, "
+                             f"{frames_needed * codec.bytes_per_frame()} expected for {n_samples} samples")
         return codec, n_samples, payload
 
     def decode(self, bitstream: bytes) -> np.ndarray:

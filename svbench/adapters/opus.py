@@ -84,6 +84,8 @@ class OpusCodec(CardCodec):
             raise CodecError(f"libopus could not decode: {err}") from None
         pcm48 = from_int16(np.concatenate(chunks)) if chunks else np.zeros(0, np.float32)
         out = soxr.resample(pcm48, _DECODER_RATE, self.sample_rate, quality="VHQ").astype(np.float32)
+        if len(out) < n_samples:
+            raise CodecError(f"Opus stream decoded to {len(out)} samples, expected {n_samples}: truncated")
         return out[:n_samples]
 
     def payload_bits(self, bitstream: bytes) -> int:
