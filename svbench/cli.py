@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics", default="pesq,stoi", help="metric card names, comma separated")
     run.add_argument("--decoded", help="folder of already-decoded files (with --codec precomputed)")
     run.add_argument("--label", help="name for the precomputed codec in results (default: folder name)")
-    run.add_argument("--eval-sr", type=int, help="compare at this rate (default: the lower of reference and codec rate)")
+    run.add_argument("--eval-sr", type=int,
+                     help="compare at this rate (default: the lower of reference and codec rate)")
     run.add_argument("--align", choices=["envelope", "none"], default="envelope", help="delay compensation")
     run.add_argument("--crop-reference", action="store_true",
                      help="decoded files are cropped excerpts: compare against the same span of the reference")

@@ -89,7 +89,9 @@ def test_opus_strips_its_pre_skip(speech8k):
     assert abs(align.estimate_delay(speech8k.samples, out, 8000).delay_ms) <= 2.0
 
 
-@pytest.mark.parametrize("rate,bits_per_frame", [("2.15k", 43), ("3.95k", 79), ("8k", 160), ("11k", 220), ("24.6k", 492)])
+@pytest.mark.parametrize(
+    "rate,bits_per_frame", [("2.15k", 43), ("3.95k", 79), ("8k", 160), ("11k", 220), ("24.6k", 492)]
+)
 def test_speex_measured_bitrate_is_its_mode_in_whole_bytes(speech8k, rate, bits_per_frame):
     # bits per 20 ms frame from the Speex manual's narrowband mode table; Ogg packets carry whole bytes
     c = codec("speex")
