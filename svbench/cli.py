@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--align", choices=["envelope", "none"], default="envelope", help="delay compensation")
     run.add_argument("--crop-reference", action="store_true",
                      help="decoded files are cropped excerpts: compare against the same span of the reference")
+    run.add_argument("--skip-missing", action="store_true",
+                     help="precomputed: utterances without a decoded file are noted and left out, not failed")
     run.add_argument("--workspace", default="svbench-work", help="folder holding the SQLite store and the cache")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
@@ -98,7 +100,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     bitrates = tuple(b.label for b in parse_list(args.bitrate))
     spec = engine.RunSpec(dataset=dataset, codecs=_csv(args.codec), bitrates=bitrates, metrics=_csv(args.metrics),
                           decoded=args.decoded, label=args.label, eval_sr=args.eval_sr, align=args.align,
-                          crop_reference=args.crop_reference, workspace=args.workspace)
+                          crop_reference=args.crop_reference, skip_missing=args.skip_missing,
+                          workspace=args.workspace)
     executor = make_executor(args.workers)
     show = not (args.quiet or args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -134,8 +137,11 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             "summary": _records(summary),
         }, indent=2))
     elif not args.quiet:
-        for scope, reason in outcome.notices:
+        for scope, reason in outcome.notices[:8]:
             console.print(f"[yellow]{scope}: {reason}[/yellow]")
+        if len(outcome.notices) > 8:
+            more = len(outcome.notices) - 8
+            console.print(f"[yellow]... and {more} more notices (table 'notices' in the store)[/yellow]")
         console.print(summary_table(summary))
         for line in failures[:20]:
             console.print(f"[red]{line}[/red]")
@@ -154,7 +160,7 @@ def _records(frame: Any) -> list[dict[str, Any]]:
 
 
 def summary_table(summary: Any) -> Table:
-    table = Table(title="svbench summary (means over utterances; delay median and IQR)")
+    table = Table(title="svbench summary: means over utterances; kbps measured; delay median and IQR")
     if summary.empty:
         return table
     columns = [c for c in summary.columns if not c.endswith("_n")]
@@ -166,6 +172,8 @@ def summary_table(summary: Any) -> Table:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
     if isinstance(value, float):
         return "-" if math.isnan(value) else f"{value:.3f}"
     return str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,7 @@ class RunSpec:
     eval_sr: int | None = None
     align: str = "envelope"  # envelope | none
     crop_reference: bool = False
+    skip_missing: bool = False  # precomputed: an utterance with no decoded file is a notice, not an error
     workspace: str = "svbench-work"
 
 
@@ -109,13 +111,16 @@ def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: Worke
     root = Path(spec.decoded)
     if not root.is_dir():
         raise ValueError(f"{root}: --decoded folder not found")
-    label = spec.label or root.name
+    label = spec.label or re.sub(r"^\d+\s+", "", root.name)  # "3 Codec2" (a demo page's rank) -> "Codec2"
     for bitrate, folder in bitrate_folders(root, asked).items():
         index = DecodedIndex(folder)
         for utt in manifest.utterances:
             try:
                 path, error = str(index.find(utt.id)), None
             except FileNotFoundError as err:
+                if spec.skip_missing:
+                    result.notices.append((f"{label}@{bitrate.label if bitrate else '-'} {utt.id}", f"skipped: {err}"))
+                    continue
                 path, error = None, str(err)
             result.tasks.append(Task(ctx, utt, label, None, bitrate, path, error))
 
@@ -266,6 +271,7 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple
         "eval_sr": spec.eval_sr,
         "align": spec.align,
         "crop_reference": spec.crop_reference,
+        "skip_missing": spec.skip_missing,
     }
 
 
@@ -344,12 +350,12 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (codec, bitrate), group in results.groupby(["codec", "bitrate"], sort=False):
         ok = group[group.status == "ok"]
-        row: dict[str, Any] = {"codec": codec, "bitrate": bitrate, "n_ok": len(ok), "n_failed": len(group) - len(ok)}
-        row["measured_kbps"] = ok.measured_bps.mean() / 1000 if ok.measured_bps.notna().any() else None
+        row: dict[str, Any] = {"codec": codec, "bitrate": bitrate, "ok": len(ok), "failed": len(group) - len(ok)}
+        row["kbps"] = ok.measured_bps.mean() / 1000 if ok.measured_bps.notna().any() else None
         delays = ok.delay_ms.dropna()
         if len(delays):
-            row["delay_ms_median"] = delays.median()
-            row["delay_ms_iqr"] = delays.quantile(0.75) - delays.quantile(0.25)
+            row["delay_ms"] = delays.median()
+            row["delay_iqr_ms"] = delays.quantile(0.75) - delays.quantile(0.25)
         for col in score_cols:
             values = pd.to_numeric(ok[col], errors="coerce")
             row[col] = values.mean()
