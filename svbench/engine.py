@@ -91,16 +91,17 @@ def plan(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: WorkerContext) -> 
             continue
         card = get_card("codecs", name)
         codec = make_codec(card)
-        reason = codec.unavailable_reason()
-        if reason:
-            result.notices.append((f"codec {name}", f"unavailable: {reason}"))
-            continue
+        unavailable = codec.unavailable_reason()
+        if unavailable:
+            result.notices.append((f"codec {name}", f"unavailable: {unavailable}"))
+            unavailable = f"codec {name} is unavailable on this machine: {unavailable}"
         for bitrate in asked or codec.bitrates():
             why_not = codec.unsupported_reason(bitrate)
             if why_not:
                 result.notices.append((f"grid {name}@{bitrate.label}", f"skipped: {why_not}"))
                 continue
-            result.tasks += [Task(ctx, utt, name, card, bitrate) for utt in manifest.utterances]
+            result.tasks += [Task(ctx, utt, name, card, bitrate, planning_error=unavailable)
+                             for utt in manifest.utterances]
     return result
 
 
@@ -150,6 +151,8 @@ def evaluate(task: Task) -> UnitResult:
     utt, ctx = task.utt, task.ctx
     r = UnitResult(utt.id, task.codec, task.bitrate.label if task.bitrate else "-",
                    task.bitrate.bps if task.bitrate else None, ref_path=str(utt.path))
+    if task.planning_error:
+        return r.fail("codec" if task.codec_card else "decoded", task.planning_error)
     try:
         ref = audio.check(audio.read(utt.path), utt.path)
     except AudioError as err:
@@ -162,8 +165,6 @@ def evaluate(task: Task) -> UnitResult:
         return r.fail("decoded", str(err))
     except CodecError as err:
         return r.fail("codec", f"{task.codec}@{r.bitrate} on {utt.path}: {err}")
-    if deg is None:
-        return r
     eval_sr = ctx.eval_sr or min(ref.sr, deg.sr)
     r.eval_sr = eval_sr
     for clip, what in ((ref, "reference"), (deg, "decoded")):
@@ -187,12 +188,10 @@ def evaluate(task: Task) -> UnitResult:
     return r
 
 
-def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio | None:
+def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio:
     """The decoded audio of a unit: from a precomputed file, the cache, or the codec itself."""
     if task.codec_card is None:
-        if task.planning_error or task.decoded_path is None:
-            r.fail("decoded", task.planning_error or "no decoded file")
-            return None
+        assert task.decoded_path is not None
         r.deg_path = task.decoded_path
         deg = audio.check(audio.read(task.decoded_path), task.decoded_path)
         r.notes += [f"decoded: {n}" for n in deg.notes]
