@@ -37,14 +37,24 @@ def _write(rows: list[dict[str, object]], root: Path, out: Path) -> int:
     return len(rows)
 
 
+def _split_of(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 2 else ""  # <split>/<speaker>/... ; no split folder: ""
+
+
 def librispeech(root: Path, out: Path) -> int:
-    """ROOT/<split>/<speaker>/<chapter>/<spk>-<chap>-<n>.flac with <spk>-<chap>.trans.txt beside them."""
-    rows = []
-    for trans in sorted(root.rglob("*.trans.txt")):
-        texts = dict(line.rstrip("\n").split(" ", 1) for line in trans.read_text().splitlines() if " " in line)
-        split = trans.relative_to(root).parts[0] if len(trans.relative_to(root).parts) > 3 else ""
-        for flac in sorted(trans.parent.glob("*.flac")):
-            rows.append(_row(root, flac, flac.stem, flac.stem.split("-")[0], texts.get(flac.stem, ""), split))
+    """ROOT/<split>/<speaker>/<chapter>/<spk>-<chap>-<n>.flac, transcripts in <spk>-<chap>.trans.txt.
+
+    Lenient: any depth, .flac or .wav, transcripts optional (then ``text`` is empty).
+    """
+    texts: dict[str, str] = {}
+    for trans in root.rglob("*.trans.txt"):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            if " " in line:
+                utt, text = line.split(" ", 1)
+                texts[utt] = text.strip()
+    rows = [_row(root, f, f.stem, f.stem.split("-")[0], texts.get(f.stem, ""), _split_of(root, f))
+            for f in audio_files(root) if f.suffix.lower() in (".flac", ".wav")]
     return _write(rows, root, out)
 
 
@@ -58,9 +68,7 @@ def libritts(root: Path, out: Path) -> int:
             if txt.is_file():
                 text = txt.read_text().strip()
                 break
-        parts = wav.relative_to(root).parts
-        split = parts[0] if len(parts) > 3 else ""
-        rows.append(_row(root, wav, wav.stem, wav.stem.split("_")[0], text, split))
+        rows.append(_row(root, wav, wav.stem, wav.stem.split("_")[0], text, _split_of(root, wav)))
     return _write(rows, root, out)
 
 
