@@ -277,12 +277,14 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple
 def environment() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
-    for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi"):
+    versions: dict[str, str | None] = {}
+    for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi", "pyworld",
+                "pysptk", "speechmos", "visqol-python", "onnxruntime", "torch"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
+    commit: str | None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
                                 text=True, check=False).stdout.strip() or None

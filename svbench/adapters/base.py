@@ -68,6 +68,12 @@ class CardCodec:
             return f"program(s) not found: {', '.join(missing)}" + (f"; install: {hint}" if hint else "")
         return None
 
+    def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, bitstream: bytes) -> np.ndarray:
+        raise NotImplementedError
+
     def payload_bits(self, bitstream: bytes) -> int:
         """Bits the codec actually produced (without svbench's own framing)."""
         return 8 * len(bitstream)
