@@ -20,6 +20,14 @@ def _info(path: Path) -> tuple[int | None, float | None]:
         return None, None  # unreadable files still enter the manifest; the run reports them per utterance
 
 
+def _track(files: list[Path], what: str) -> Iterator[Path]:
+    """A progress bar with ETA on stderr: reading headers of a whole corpus takes a while."""
+    from rich.console import Console
+    from rich.progress import track
+
+    yield from track(files, description=f"reading {what}", console=Console(stderr=True), transient=True)
+
+
 def _row(root: Path, path: Path, utt_id: str, speaker: str, text: str, split: str) -> dict[str, object]:
     sr, dur = _info(path)
     return {"id": utt_id, "path": path.relative_to(root).as_posix(), "sample_rate": sr, "duration_s": dur,
@@ -53,15 +61,16 @@ def librispeech(root: Path, out: Path) -> int:
             if " " in line:
                 utt, text = line.split(" ", 1)
                 texts[utt] = text.strip()
+    files = [f for f in audio_files(root) if f.suffix.lower() in (".flac", ".wav")]
     rows = [_row(root, f, f.stem, f.stem.split("-")[0], texts.get(f.stem, ""), _split_of(root, f))
-            for f in audio_files(root) if f.suffix.lower() in (".flac", ".wav")]
+            for f in _track(files, "LibriSpeech")]
     return _write(rows, root, out)
 
 
 def libritts(root: Path, out: Path) -> int:
     """ROOT/<split>/<speaker>/<chapter>/<id>.wav with <id>.normalized.txt (or .original.txt) beside each."""
     rows = []
-    for wav in sorted(root.rglob("*.wav")):
+    for wav in _track(sorted(root.rglob("*.wav")), "LibriTTS"):
         text = ""
         for suffix in (".normalized.txt", ".original.txt"):
             txt = wav.with_name(wav.stem + suffix)
@@ -82,7 +91,7 @@ def ljspeech(root: Path, out: Path) -> int:
             if len(parts) >= 2:
                 texts[parts[0]] = parts[-1]
     rows = [_row(root, wav, wav.stem, "LJ", texts.get(wav.stem, ""), "")
-            for wav in sorted((root / "wavs").glob("*.wav"))]
+            for wav in _track(sorted((root / "wavs").glob("*.wav")), "LJSpeech")]
     return _write(rows, root, out)
 
 
@@ -95,7 +104,7 @@ def aishell1(root: Path, out: Path) -> int:
                 utt, text = line.split(" ", 1)
                 texts[utt] = text.replace(" ", "")
     rows = []
-    for wav in sorted(root.rglob("*.wav")):
+    for wav in _track(sorted(root.rglob("*.wav")), "AISHELL-1"):
         parts = wav.relative_to(root).parts
         split = parts[-3] if len(parts) >= 3 else ""
         rows.append(_row(root, wav, wav.stem, parts[-2] if len(parts) >= 2 else "", texts.get(wav.stem, ""), split))
@@ -109,7 +118,7 @@ def folder(root: Path, out: Path) -> int:
     for f in files:
         folders_of.setdefault(f.stem, set()).add(f.parent)
     rows, seen = [], set()
-    for f in files:
+    for f in _track(files, str(root)):
         unique = len(folders_of[f.stem]) == 1
         utt_id = f.stem if unique else f.relative_to(root).with_suffix("").as_posix()
         if utt_id in seen:  # one recording in two formats (x.flac and x.wav): keep the first (sorted)
