@@ -182,6 +182,7 @@ def evaluate(task: Task) -> UnitResult:
         ref_a, deg_a = align.apply(ref_a, deg_a, found.delay_samples)
     else:
         ref_a, deg_a = align.apply(ref_a, deg_a, 0)
+    r.compared_s = round(len(ref_a) / eval_sr, 4)
     t0 = time.perf_counter()
     r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr)
     r.t_metrics_s = round(time.perf_counter() - t0, 4)

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS units (
     notes TEXT,                  -- what svbench changed on the way (mix-down, resampling)
     ref_path TEXT,
     deg_path TEXT,
-    duration_s REAL,
+    duration_s REAL,             -- the reference's duration
+    compared_s REAL,             -- the span scored, after delay compensation and cutting to common length
     measured_bps REAL,
     delay_ms REAL,
     delay_confidence REAL,
@@ -82,6 +83,7 @@ class UnitResult:
     ref_path: str | None = None
     deg_path: str | None = None
     duration_s: float | None = None
+    compared_s: float | None = None
     measured_bps: float | None = None
     delay_ms: float | None = None
     delay_confidence: float | None = None
@@ -95,6 +97,11 @@ class UnitResult:
     def fail(self, stage: str, error: str) -> UnitResult:
         self.status, self.stage, self.error = "error", stage, error
         return self
+
+
+UNIT_COLUMNS = ("utt_id", "codec", "bitrate", "nominal_bps", "status", "stage", "error", "notes", "ref_path",
+                "deg_path", "duration_s", "compared_s", "measured_bps", "delay_ms", "delay_confidence", "eval_sr",
+                "cached", "t_codec_s", "t_metrics_s")
 
 
 class Store:
@@ -126,14 +133,13 @@ class Store:
 
     def add_unit(self, run_id: str, r: UnitResult) -> None:
         unit_key = (run_id, r.utt_id, r.codec, r.bitrate)
+        row = {c: getattr(r, c) for c in UNIT_COLUMNS}
+        row["notes"] = "; ".join(r.notes) or None
+        row["cached"] = int(r.cached)
         with self.db:
             self.db.execute(
-                "INSERT INTO units VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    *unit_key, r.nominal_bps, r.status, r.stage, r.error, "; ".join(r.notes) or None,
-                    r.ref_path, r.deg_path, r.duration_s, r.measured_bps, r.delay_ms, r.delay_confidence,
-                    r.eval_sr, int(r.cached), r.t_codec_s, r.t_metrics_s,
-                ),
+                f"INSERT INTO units (run_id, {', '.join(row)}) VALUES (?{', ?' * len(row)})",
+                (run_id, *row.values()),
             )
             self.db.executemany(
                 "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?)",
