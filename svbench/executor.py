@@ -7,6 +7,7 @@ in any order. It keeps at most ``2 x workers`` tasks in flight, so memory stays 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol, TypeVar
@@ -36,12 +37,9 @@ def _single_threaded_worker() -> None:
     # would oversubscribe the machine.
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if already loaded: importing it costs seconds per worker
+    if torch is not None:
         torch.set_num_threads(1)
-    except ImportError:
-        pass
 
 
 class LocalExecutor:
