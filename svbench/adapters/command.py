@@ -1,0 +1,98 @@
+"""Any command-line codec, described entirely by its card.
+
+Card ``[params]``:
+- ``encode`` / ``decode``: argument lists with placeholders ``{input}`` (audio file given to the
+  encoder), ``{bitstream}``, ``{output}`` (audio file the decoder writes), ``{bps}``, ``{kbps}``,
+  ``{sample_rate}``, ``{sample_rate_khz}`` and any per-bitrate value from ``[params.values]``;
+- ``audio_format``: ``raw`` (headerless 16-bit little-endian mono, the usual for reference codecs)
+  or ``wav``;
+- ``[params.values]``: a table per placeholder name mapping a bitrate to its value, e.g. a mode name.
+
+The bitstream svbench keeps is a small header (bitrate, sample count) plus the program's own
+bitstream file; ``payload_bits`` counts that file's bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from svbench.adapters.base import CardCodec, CodecError
+from svbench.audio import from_int16, to_int16
+from svbench.bitrate import Bitrate
+
+_HEADER = struct.Struct(">4sII")
+_MAGIC = b"SVCM"
+
+
+class CommandCodec(CardCodec):
+    def _fields(self, bitrate: Bitrate, folder: Path) -> dict[str, str]:
+        ext = ".raw" if self.params.get("audio_format", "raw") == "raw" else ".wav"
+        fields = {
+            "input": str(folder / f"input{ext}"), "output": str(folder / f"output{ext}"),
+            "bitstream": str(folder / "bitstream.bin"), "bps": str(bitrate.bps), "kbps": f"{bitrate.bps / 1000:g}",
+            "sample_rate": str(self.sample_rate), "sample_rate_khz": f"{self.sample_rate / 1000:g}",
+        }
+        for name, table in self.params.get("values", {}).items():
+            by_rate = {Bitrate.parse(k): str(v) for k, v in table.items()}
+            if bitrate not in by_rate:
+                raise CodecError(f"card {self.name}: no value of {{{name}}} for {bitrate.label}")
+            fields[name] = by_rate[bitrate]
+        return fields
+
+    def _run(self, key: str, fields: dict[str, str]) -> None:
+        template = self.params.get(key)
+        if not template:
+            raise CodecError(f"card {self.name}: params.{key} (the command line) is missing")
+        cmd = [part.format(**fields) for part in template]
+        try:
+            done = subprocess.run(cmd, capture_output=True, check=False)
+        except FileNotFoundError:
+            raise CodecError(f"program not found: {cmd[0]}") from None
+        if done.returncode != 0:
+            tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
+            raise CodecError(f"{cmd[0]} exited with code {done.returncode}: {' | '.join(tail)}")
+
+    def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
+        with tempfile.TemporaryDirectory(prefix="svbench-") as tmp:
+            fields = self._fields(bitrate, Path(tmp))
+            if fields["input"].endswith(".raw"):
+                to_int16(audio).astype("<i2").tofile(fields["input"])
+            else:
+                sf.write(fields["input"], audio, self.sample_rate, subtype="PCM_16")
+            self._run("encode", fields)
+            payload = Path(fields["bitstream"]).read_bytes()
+        return _HEADER.pack(_MAGIC, bitrate.bps, len(audio)) + payload
+
+    def _split(self, bitstream: bytes) -> tuple[Bitrate, int, bytes]:
+        if len(bitstream) < _HEADER.size or bitstream[:4] != _MAGIC:
+            raise CodecError(f"not an svbench {self.name} bitstream (bad header)")
+        _, bps, n_samples = _HEADER.unpack(bitstream[: _HEADER.size])
+        return Bitrate(bps), n_samples, bitstream[_HEADER.size :]
+
+    def decode(self, bitstream: bytes) -> np.ndarray:
+        bitrate, n_samples, payload = self._split(bitstream)
+        with tempfile.TemporaryDirectory(prefix="svbench-") as tmp:
+            fields = self._fields(bitrate, Path(tmp))
+            Path(fields["bitstream"]).write_bytes(payload)
+            self._run("decode", fields)
+            out = Path(fields["output"])
+            if not out.is_file():
+                raise CodecError(f"{self.name}: the decoder wrote no {out.name}")
+            if out.suffix == ".raw":
+                samples = from_int16(np.fromfile(out, dtype="<i2"))
+            else:
+                samples, sr = sf.read(str(out), dtype="float32")
+                if sr != self.sample_rate:
+                    raise CodecError(f"{self.name}: decoder wrote {sr} Hz, card says {self.sample_rate} Hz")
+        if len(samples) < n_samples - self.sample_rate // 25:  # more than 40 ms short: cut off
+            raise CodecError(f"{self.name}: decoded {len(samples)} samples, expected {n_samples}: truncated")
+        return np.pad(samples, (0, max(0, n_samples - len(samples))))[:n_samples].astype(np.float32)
+
+    def payload_bits(self, bitstream: bytes) -> int:
+        return 8 * len(self._split(bitstream)[2])
