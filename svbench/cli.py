@@ -20,6 +20,7 @@ from svbench.cards import all_cards
 from svbench.executor import make_executor
 from svbench.manifest import ManifestError
 from svbench.metrics.base import MetricUnavailable, metric_status
+from svbench.neural import cli as neural_cli
 from svbench.store import Store
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -53,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
+    neural_cli.add_build_parser(sub)
+
     lst = sub.add_parser("list", help="what is available on this machine")
     lst.add_argument("what", choices=["codecs", "metrics", "datasets"])
 
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "build":
+            return neural_cli.cmd_build(args, console)
         if args.command == "list":
             return cmd_list(args.what, console)
         if args.command == "data":

@@ -1,0 +1,90 @@
+"""Checkpoints: the training state (``last.pt``, torch.save of state dicts, read with weights_only=True) and
+the exported model (``model.safetensors`` + ``config.json``) that the adapter loads."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from svbench.neural.model import NeuralCodec, config_hash
+
+TRAINING_ONLY = ("ema_sum", "ema_count", "usage")  # buffers the decoder never needs
+SHIPPED = Path(__file__).resolve().parent / "checkpoints"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used with this configuration; the message says why."""
+
+
+def models_root() -> Path:
+    return Path(os.environ.get("SVBENCH_MODELS", Path.home() / ".cache" / "svbench" / "models"))
+
+
+def default_dir(codec: str, recipe: str) -> Path:
+    return models_root() / codec / recipe
+
+
+def shipped_dir(codec: str, recipe: str) -> Path:
+    return SHIPPED / f"{codec}-{recipe}"
+
+
+def _atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    _atomic(path, lambda p: torch.save(state, p))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def export(model: NeuralCodec, cfg: dict[str, Any], out: Path, info: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
+               if not k.endswith(TRAINING_ONLY)}
+    meta = {"config": json.dumps(cfg, sort_keys=True), "config_hash": config_hash(cfg),
+            "model_hash": config_hash(cfg["model"])}
+    _atomic(out / "model.safetensors", lambda p: save_file(tensors, str(p), metadata=meta))
+    doc = {"config": cfg, "config_hash": meta["config_hash"], "model_hash": meta["model_hash"], **info}
+    _atomic(out / "config.json", lambda p: p.write_text(json.dumps(doc, indent=2, sort_keys=True)))
+    return out / "model.safetensors"
+
+
+def load_export(path: Path, want_model: dict[str, Any] | None = None) -> tuple[NeuralCodec, dict[str, Any]]:
+    """Load an exported model; with ``want_model``, refuse one whose architecture differs (saying how)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta:
+        raise CheckpointError(f"{path}: no svbench config in the checkpoint's metadata")
+    cfg = json.loads(meta["config"])
+    if config_hash(cfg) != meta.get("config_hash"):
+        raise CheckpointError(f"{path}: config hash mismatch (the file was edited or damaged)")
+    if want_model is not None and config_hash(want_model) != config_hash(cfg["model"]):
+        diffs = [f"{k}: checkpoint {cfg['model'].get(k)!r} vs card {want_model.get(k)!r}"
+                 for k in sorted(set(want_model) | set(cfg["model"])) if want_model.get(k) != cfg["model"].get(k)]
+        raise CheckpointError(f"{path}: checkpoint was trained with another model config "
+                              f"(recipe {cfg.get('recipe')!r}); differs in {'; '.join(diffs)}")
+    model = NeuralCodec(cfg["model"])
+    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+    missing = [k for k in missing if not k.endswith(TRAINING_ONLY)]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the model "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), cfg

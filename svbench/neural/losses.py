@@ -1,0 +1,72 @@
+"""Reconstruction, adversarial and feature-matching losses."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch.nn import functional as F
+
+
+def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, device=x.device)
+    spec = torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True)
+    return spec.abs().clamp(min=1e-7)
+
+
+def multi_resolution_stft(x: torch.Tensor, y: torch.Tensor, ffts: list[int]) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over resolutions. x, y: (B, T) output, target."""
+    total = x.new_zeros(())
+    for n in ffts:
+        mx, my = _stft_mag(x, n), _stft_mag(y, n)
+        sc = torch.linalg.norm(my - mx) / torch.linalg.norm(my).clamp(min=1e-7)
+        total = total + sc + F.l1_loss(torch.log(mx), torch.log(my))
+    return total / len(ffts)
+
+
+@functools.lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
+    def hz2mel(f: torch.Tensor) -> torch.Tensor:
+        return 2595 * torch.log10(1 + f / 700)
+
+    mels = torch.linspace(0, float(hz2mel(torch.tensor(sr / 2))), n_mels + 2)
+    hz = 700 * (10 ** (mels / 2595) - 1)
+    bins = torch.linspace(0, sr / 2, n_fft // 2 + 1)
+    lo, mid, hi = hz[:-2, None], hz[1:-1, None], hz[2:, None]
+    return torch.clamp(torch.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), min=0)
+
+
+def multi_scale_mel(x: torch.Tensor, y: torch.Tensor, sr: int, ffts: list[int], n_mels: int = 64) -> torch.Tensor:
+    """SoundStream's multi-scale spectral loss: L1 on mel energies + L2 on their log, scaled by sqrt(s/2)."""
+    total = x.new_zeros(())
+    for n in ffts:
+        basis = _mel_basis(sr, n, min(n_mels, n // 4)).to(x.device)
+        mx, my = basis @ _stft_mag(x, n) ** 2, basis @ _stft_mag(y, n) ** 2
+        total = total + F.l1_loss(mx, my) + (n / 2) ** 0.5 * F.mse_loss(torch.log(mx + 1e-5), torch.log(my + 1e-5))
+    return total / len(ffts)
+
+
+def d_loss(real: list, fake: list, kind: str) -> torch.Tensor:
+    total = 0.0
+    for (lr, _), (lf, _) in zip(real, fake, strict=True):
+        if kind == "hinge":
+            total = total + F.relu(1 - lr).mean() + F.relu(1 + lf).mean()
+        else:  # least squares (HiFi-GAN)
+            total = total + (1 - lr).pow(2).mean() + lf.pow(2).mean()
+    return total / len(real)
+
+
+def g_loss(fake: list, kind: str) -> torch.Tensor:
+    total = 0.0
+    for lf, _ in fake:
+        total = total + (F.relu(1 - lf).mean() if kind == "hinge" else (1 - lf).pow(2).mean())
+    return total / len(fake)
+
+
+def feature_matching(real: list, fake: list) -> torch.Tensor:
+    total, n = 0.0, 0
+    for (_, fr), (_, ff) in zip(real, fake, strict=True):
+        for a, b in zip(fr, ff, strict=True):
+            total = total + F.l1_loss(b, a.detach()) / (a.detach().abs().mean() + 1e-5)
+            n += 1
+    return total / max(n, 1)

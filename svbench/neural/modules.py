@@ -1,0 +1,93 @@
+"""Causal convolutional encoder and decoder (SEANet-style), with an exact streaming mode.
+
+Every convolution pads on the left only, so output frame t depends on input up to t. Each layer can run
+on chunks with a carried state (the last ``pad`` input samples); chunked output equals offline output.
+Upsampling uses transposed convolutions with kernel == stride (no overlap-add), so the decoder needs
+no look-ahead either.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d padded on the left by ``(k-1)*d + 1 - s``; input length must be a multiple of the stride."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1):
+        super().__init__(cin, cout, kernel, stride=stride, dilation=dilation, groups=groups)
+        self.pad = (kernel - 1) * dilation + 1 - stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.pad, 0)))
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        key = id(self)
+        past = state.get(key)
+        if past is None:
+            past = x.new_zeros(x.shape[0], x.shape[1], self.pad)
+        full = torch.cat([past, x], dim=-1)
+        state[key] = full[..., full.shape[-1] - self.pad:] if self.pad else full[..., :0]
+        return super().forward(full)
+
+
+class Upsample(nn.ConvTranspose1d):
+    """Transposed conv with kernel == stride: each input frame maps to its own ``stride`` outputs."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__(cin, cout, stride, stride=stride)
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        return self(x)
+
+
+class ResUnit(nn.Module):
+    def __init__(self, ch: int, dilation: int, kernel: int = 3):
+        super().__init__()
+        self.conv1 = CausalConv1d(ch, ch // 2, kernel, dilation=dilation)
+        self.conv2 = CausalConv1d(ch // 2, ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        return x + self.conv2.step(F.elu(self.conv1.step(F.elu(x), state)), state)
+
+
+class Act(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.elu(x)
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        return F.elu(x)
+
+
+class Stack(nn.Sequential):
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        for layer in self:
+            x = layer.step(x, state)
+        return x
+
+
+def encoder(channels: int, dim: int, strides: list[int], dilations: list[int]) -> Stack:
+    layers: list[nn.Module] = [CausalConv1d(1, channels, 7)]
+    ch = channels
+    for s in strides:
+        layers += [ResUnit(ch, d) for d in dilations]
+        layers += [Act(), CausalConv1d(ch, ch * 2, 2 * s, stride=s)]
+        ch *= 2
+    layers += [Act(), CausalConv1d(ch, dim, 3)]
+    return Stack(*layers)
+
+
+def decoder(channels: int, dim: int, strides: list[int], dilations: list[int]) -> Stack:
+    ch = channels * 2 ** len(strides)
+    layers: list[nn.Module] = [CausalConv1d(dim, ch, 7)]
+    for s in reversed(strides):
+        layers += [Act(), Upsample(ch, ch // 2, s)]
+        ch //= 2
+        layers += [ResUnit(ch, d) for d in dilations]
+    layers += [Act(), CausalConv1d(ch, 1, 7)]
+    return Stack(*layers)

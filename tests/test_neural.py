@@ -1,0 +1,205 @@
+"""SVCODEC / SoundStream: model shape and causality, bitstream, streaming, RVQ use, adapter errors.
+
+Everything here uses tiny randomly initialised models so the file runs in seconds; training is in
+tests/test_neural_train.py and real quality is a benchmark (benchmarks/svcodec_quality.py).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from svbench.adapters.base import CodecError  # noqa: E402
+from svbench.adapters.svcodec import SoundStreamCodec, SVCodec  # noqa: E402
+from svbench.bitrate import Bitrate  # noqa: E402
+from svbench.cards import Card  # noqa: E402
+from svbench.neural import bitstream, checkpoint  # noqa: E402
+from svbench.neural.model import NeuralCodec, StreamingDecoder, StreamingEncoder, recipe_config  # noqa: E402
+from svbench.neural.quantizer import RVQ  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {"channels": 4, "dim": 16}
+
+
+def speechlike(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 8000
+    f0 = 120 + 30 * np.sin(2 * np.pi * 2 * t)
+    x = sum(np.sin(2 * np.pi * np.cumsum(f0) * k / 8000) / k for k in range(1, 8))
+    return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def model(kind: str = "factorized", seed: int = 0) -> NeuralCodec:
+    torch.manual_seed(seed)
+    return NeuralCodec({**SMALL, "codebook": kind}).eval()
+
+
+def card_for(name: str, ckpt: Path, model_over: dict) -> Card:
+    path = ROOT / "codecs" / f"{name}.toml"
+    data = tomllib.loads(path.read_text())
+    data = copy.deepcopy(data)
+    data["model"] = {**data["model"], **model_over}
+    data["params"] = {**data.get("params", {}), "checkpoint": str(ckpt)}
+    return Card(name=name, kind="codecs", path=path, data=data, sha256="test")
+
+
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory: pytest.TempPathFactory) -> SVCodec:
+    out = tmp_path_factory.mktemp("ckpt")
+    m = model()
+    cfg = recipe_config(card_for("svcodec", out, SMALL).data, "tiny")
+    checkpoint.export(m, cfg, out, {"step": 0})
+    return SVCodec(card_for("svcodec", out / "model.safetensors", SMALL))
+
+
+@pytest.mark.parametrize("kind", ["factorized", "ema"])
+def test_shapes(kind: str) -> None:
+    m = model(kind)
+    x = torch.from_numpy(speechlike(1600))[None, None].repeat(2, 1, 1)
+    y, codes, losses = m.train()(x, torch.tensor([3, 8]))
+    assert y.shape == x.shape and codes.shape == (2, 8, 10)
+    assert m.hop == 160 and m.frame_rate == 50 and m.kbps(8) == 4.0
+    assert set(losses) >= {"commit"}
+    c = m.eval().encode_audio(speechlike(1000), 6)
+    assert c.shape == (7, 6) and c.max() < 1024  # 1000 samples -> 7 frames (zero-padded)
+    assert m.decode_audio(c).shape == (7 * 160,)
+
+
+def test_causal() -> None:
+    """Changing the input from sample t on leaves every output sample before t's frame unchanged."""
+    m = model()
+    x = speechlike(4000)
+    x2 = x.copy()
+    t = 2500
+    x2[t:] = np.random.default_rng(1).standard_normal(len(x) - t) * 0.3
+    for n_q in (1, 8):
+        y, y2 = m.decode_audio(m.encode_audio(x, n_q)), m.decode_audio(m.encode_audio(x2, n_q))
+        cut = t // m.hop * m.hop
+        np.testing.assert_array_equal(y[:cut], y2[:cut])
+        assert not np.allclose(y[cut:], y2[cut:])
+    with torch.no_grad():  # and the unquantised path, sample by sample before t
+        xs, xs2 = (torch.from_numpy(a)[None, None] for a in (x, x2))
+        z, z2 = m.encoder(xs), m.encoder(xs2)
+        assert torch.equal(z[..., : t // m.hop], z2[..., : t // m.hop])
+
+
+def test_bitstream_round_trip_bit_exact() -> None:
+    rng = np.random.default_rng(0)
+    for frames, n_q in ((1, 1), (7, 3), (50, 8)):
+        codes = rng.integers(0, 1024, (frames, n_q))
+        data = bitstream.pack(codes, 10, 8000, frames * 160 - 5, 0xABCD1234)
+        assert len(data) == bitstream.HEADER.size + (frames * n_q * 10 + 7) // 8
+        head, back = bitstream.unpack(data, 10)
+        np.testing.assert_array_equal(back, codes)
+        assert (head.n_q, head.frames, head.samples, head.model_id, head.sample_rate) == (
+            n_q, frames, frames * 160 - 5, 0xABCD1234, 8000)
+        assert bitstream.pack(back, 10, 8000, frames * 160 - 5, 0xABCD1234) == data
+
+
+def test_adapter_encode_decode(adapter: SVCodec) -> None:
+    x = speechlike(8000 * 2 + 37)
+    for kbps in ("0.5k", "3k", "4k"):
+        b = Bitrate.parse(kbps)
+        data = adapter.encode(x, b)
+        assert adapter.encode(x, b) == data  # deterministic
+        y = adapter.decode(data)
+        assert y.dtype == np.float32 and y.shape == x.shape
+        n_q = b.bps // 500
+        np.testing.assert_allclose(y, adapter.model.decode_audio(adapter.model.encode_audio(x, n_q))[: len(x)])
+        measured = adapter.payload_bits(data) / (len(x) / 8000)
+        assert b.bps <= measured <= b.bps * (1 + 160 / len(x))  # only the padded last frame on top
+    assert [r.label for r in adapter.bitrates()] == [f"{k / 2:g}k" for k in range(1, 9)]
+    assert adapter.algorithmic_latency_ms == 20.0
+
+
+def test_adapter_bad_input(adapter: SVCodec) -> None:
+    short = speechlike(37)
+    assert adapter.decode(adapter.encode(short, Bitrate.parse("2k"))).shape == (37,)  # padded, trimmed back
+    with pytest.raises(CodecError, match="not one of its bitrates"):
+        adapter.encode(speechlike(800), Bitrate.parse("3.2k"))
+    with pytest.raises(CodecError, match="empty"):
+        adapter.encode(np.zeros(0, np.float32), Bitrate.parse("2k"))
+    good = adapter.encode(speechlike(8000), Bitrate.parse("2k"))
+    with pytest.raises(CodecError, match="truncated"):
+        adapter.decode(good[:-3])
+    with pytest.raises(CodecError, match="truncated"):
+        adapter.decode(good[:10])
+    with pytest.raises(CodecError, match="magic"):
+        adapter.decode(b"XXXX" + good[4:])
+    flipped = bytearray(good)
+    flipped[-5] ^= 0x10
+    with pytest.raises(CodecError, match="CRC"):
+        adapter.decode(bytes(flipped))
+    codes = adapter.model.encode_audio(speechlike(800), 2)
+    other = bitstream.pack(codes, 10, 8000, 800, adapter._model_id ^ 1)
+    with pytest.raises(CodecError, match="another model"):
+        adapter.decode(other)
+    wrong_sr = bitstream.pack(codes, 10, 16000, 800, adapter._model_id)
+    with pytest.raises(CodecError, match="16000 Hz"):
+        adapter.decode(wrong_sr)
+
+
+def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
+    m = model()
+    cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny")
+    checkpoint.export(m, cfg, tmp_path, {"step": 0})
+    codec = SVCodec(card_for("svcodec", tmp_path / "model.safetensors", {"channels": 8, "dim": 16}))
+    with pytest.raises(CodecError, match="another model config.*channels: checkpoint 4 vs card 8"):
+        codec.encode(speechlike(800), Bitrate.parse("1k"))
+    ss = SoundStreamCodec(card_for("soundstream", tmp_path / "model.safetensors", SMALL))
+    with pytest.raises(CodecError, match="codebook"):  # factorized checkpoint, ema card
+        ss.prepare()
+
+
+@pytest.mark.parametrize("kind", ["factorized", "ema"])
+def test_streaming_equals_offline(kind: str) -> None:
+    m = model(kind)
+    x = speechlike(160 * 40)
+    for n_q in (1, 5, 8):
+        codes = m.encode_audio(x, n_q)
+        offline = m.decode_audio(codes)
+        enc, dec = StreamingEncoder(m, n_q), StreamingDecoder(m)
+        s_codes, s_out = [], []
+        for i in range(0, len(x), m.hop):
+            c = enc.push(x[i: i + m.hop])
+            s_codes.append(c)
+            s_out.append(dec.push(c))
+        np.testing.assert_array_equal(np.stack(s_codes), codes)
+        np.testing.assert_allclose(np.concatenate(s_out), offline, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="160 samples"):
+        StreamingEncoder(m, 1).push(x[:100])
+
+
+@pytest.mark.parametrize("kind", ["factorized", "ema"])
+def test_rvq_codebook_use(kind: str) -> None:
+    """Trained on clustered data, re-seeding and (for factorized) the usage loss put most codes to use."""
+    torch.manual_seed(0)
+    size, dim = 64, 16
+    rvq = RVQ(dim, 2, size, kind, code_dim=8)
+    centers = torch.randn(256, dim)
+    opt = torch.optim.Adam(rvq.parameters(), 1e-2) if kind == "factorized" else None
+    gen = torch.Generator().manual_seed(0)
+    first_err = None
+    for step in range(1, 121):
+        z = (centers[torch.randint(0, 256, (512,), generator=gen)] + 0.05 * torch.randn(512, dim, generator=gen))
+        z = z.T[None]  # (1, dim, 512)
+        zq, codes, losses = rvq(z, torch.tensor([2]))
+        err = (zq - z).pow(2).mean()
+        first_err = first_err or float(err)
+        if opt:
+            opt.zero_grad()
+            (err + losses["commit"] + losses["codebook"] + 0.1 * losses["usage"]).backward()
+            opt.step()
+        if step % 20 == 0:
+            rvq.reseed_dead(0.05, gen)
+    used = rvq.usage_stats()
+    assert used[0] > 0.5, used  # perplexity above half the codebook
+    assert float(err) < 0.5 * first_err
+    assert len(torch.unique(codes[0, 0])) > size // 2
