@@ -49,6 +49,7 @@ def load_state(path: Path) -> dict[str, Any]:
 def export(model: NeuralCodec, cfg: dict[str, Any], out: Path, info: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
+    out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
                if not k.endswith(TRAINING_ONLY)}
     meta = {"config": json.dumps(cfg, sort_keys=True), "config_hash": config_hash(cfg),
