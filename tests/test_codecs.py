@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,3 +158,34 @@ def test_card_only_command_codec_matches_the_in_process_codec(speech8k):
         cli.decode(b"junk")
     with pytest.raises(CodecError):
         cli.decode(bs[: len(bs) // 2])  # half the frames: far more than a frame short
+
+
+@pytest.fixture(scope="module")
+def evs(tmp_path_factory):
+    """The EVS reference programs, built once into svbench's cache from ../shared/tools/evs (about 1 minute)."""
+    c = codec("evs")
+    if c.unavailable_reason():
+        tarball = need(SPEECH.parents[1] / "tools" / "evs" / "evs-26443-h00.tar.gz")
+        script = Path(__file__).resolve().parents[1] / "scripts" / "build_evs.sh"
+        subprocess.run(["bash", str(script), str(tarball)], check=True, capture_output=True)
+    assert c.unavailable_reason() is None
+    return c
+
+
+@pytest.mark.parametrize("rate", ["7.2k", "9.6k", "13.2k", "24.4k"])
+def test_evs_reference_programs_round_trip(evs, speech8k, rate):
+    from svbench import align
+
+    bs = evs.encode(speech8k.samples, Bitrate.parse(rate))
+    out = evs.decode(bs)
+    assert len(out) == len(speech8k.samples)
+    # EVS codes fixed-size 20 ms frames at these rates (TS 26.445): measured = nominal but for the last frame
+    measured = evs.payload_bits(bs) / speech8k.duration
+    assert abs(measured - Bitrate.parse(rate).bps) <= Bitrate.parse(rate).bps * 0.02 / speech8k.duration
+    # both programs compensate the codec delay by default (TS 26.443 usage): the output is aligned
+    assert abs(align.estimate_delay(speech8k.samples, out, 8000).delay_ms) <= 1.0
+    assert snr_envelope_corr(speech8k.samples, out) > 0.9
+
+
+def test_evs_rejects_a_rate_it_lacks(evs):
+    assert "no 6k mode" in evs.unsupported_reason(Bitrate.parse("6k"))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -62,11 +64,19 @@ class CardCodec:
     def unavailable_reason(self) -> str | None:
         """None when the codec can run on this machine, else why not and how to fix it."""
         programs = tuple(self.card.data.get("programs", ())) or self.requires_programs
-        missing = [p for p in programs if shutil.which(p) is None]
+        missing = [p for p in programs if self.which(p) is None]
         if missing:
             hint = self.card.data.get("install", "")
             return f"program(s) not found: {', '.join(missing)}" + (f"; install: {hint}" if hint else "")
         return None
+
+    def which(self, program: str) -> str | None:
+        """A program's path: the card's ``search_path`` folders first (e.g. a build cache), then PATH."""
+        for folder in self.card.data.get("search_path", []):
+            candidate = Path(os.path.expandvars(os.path.expanduser(folder))) / program
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+        return shutil.which(program)
 
     def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
         raise NotImplementedError

@@ -8,8 +8,9 @@ Card ``[params]``:
   or ``wav``;
 - ``[params.values]``: a table per placeholder name mapping a bitrate to its value, e.g. a mode name.
 
-The bitstream svbench keeps is a small header (bitrate, sample count) plus the program's own
-bitstream file; ``payload_bits`` counts that file's bytes.
+Programs are looked up in the card's ``search_path`` folders, then on PATH. The bitstream svbench
+keeps is a small header (bitrate, sample count) plus the program's own bitstream file;
+``payload_bits`` counts that file's bytes (a subclass can strip a container's overhead).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class CommandCodec(CardCodec):
         if not template:
             raise CodecError(f"card {self.name}: params.{key} (the command line) is missing")
         cmd = [part.format(**fields) for part in template]
+        cmd[0] = self.which(cmd[0]) or cmd[0]
         try:
             done = subprocess.run(cmd, capture_output=True, check=False)
         except FileNotFoundError:
@@ -96,3 +98,18 @@ class CommandCodec(CardCodec):
 
     def payload_bits(self, bitstream: bytes) -> int:
         return 8 * len(self._split(bitstream)[2])
+
+
+class EVSCodec(CommandCodec):
+    """3GPP EVS reference programs (TS 26.443) with the MIME storage format (``-mime``).
+
+    That file is a 16-byte header (``#!EVS_MC1.0\n`` and a channel count) then, per 20 ms frame, one
+    table-of-contents byte and the frame; ``payload_bits`` counts the frames only.
+    """
+
+    MIME_HEADER = 16
+
+    def payload_bits(self, bitstream: bytes) -> int:
+        _, n_samples, payload = self._split(bitstream)
+        frames = -(-n_samples // (self.sample_rate // 50))
+        return 8 * max(0, len(payload) - self.MIME_HEADER - frames)
