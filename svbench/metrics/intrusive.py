@@ -11,21 +11,25 @@ class PESQ(BaseMetric):
     """Narrowband (P.862 + P.862.1 mapping) at 8 kHz, wideband (P.862.2) at 16 kHz.
 
     ``mode = "auto"`` picks from the evaluation rate; the value's key says which: ``pesq_nb``/``pesq_wb``.
+    ``mode = "nb"`` also runs at 16 kHz (P.862's narrowband model on 16 kHz input, as the ``pesq``
+    package allows); ``mode = "wb"`` needs 16 kHz. Other rates are not resampled here: they are
+    'not defined' with the reason (set the card's ``[meta] sample_rate`` to have the engine resample).
     """
 
     requires = ("pesq",)
     value_range = (-0.5, 4.64)
     min_seconds = 0.25
+    defaults = {"mode": "auto"}
 
     def _mode(self, sr: int) -> str:
-        mode = str(self.params.get("mode", "auto"))
+        mode = str(self.params["mode"])
         if mode == "auto":
             mode = {8000: "nb", 16000: "wb"}.get(sr, "")
         if mode not in {"nb", "wb"} or (mode == "wb" and sr != 16000) or sr not in (8000, 16000):
             raise MetricUndefined(f"PESQ needs 8 kHz (nb) or 16 kHz (wb) audio, got {sr} Hz in mode {mode!r}")
         return mode
 
-    def __call__(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
+    def compute(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
         from pesq import PesqError, pesq
 
         mode = self._mode(sr)
@@ -42,13 +46,16 @@ class STOI(BaseMetric):
     requires = ("pystoi",)
     value_range = (0.0, 1.0)  # STOI; ESTOI can dip below 0
     min_seconds = 0.4  # at least 30 frames of 384 samples at 10 kHz survive silence removal
+    defaults = {"extended": False}
 
-    def __call__(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
+    def compute(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
         import warnings
 
         from pystoi import stoi
 
-        extended = bool(self.params.get("extended", False))
+        extended = bool(self.params["extended"])
+        if ref is None or len(ref) != len(deg):
+            raise MetricUndefined("STOI needs reference and decoded of equal length (aligned)")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             value = stoi(ref, deg, sr, extended=extended)
