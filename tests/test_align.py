@@ -85,3 +85,12 @@ def test_apply_shifts_then_cuts_to_common_length():
     assert len(r) == len(d) == 60 and np.array_equal(r, d)
     r, d = align.apply(ref, ref[5:], -5)  # decoded leads by 5 samples
     assert len(r) == len(d) == 95 and np.array_equal(r, d)
+
+
+def test_fft_cross_correlation_equals_scipy():
+    from scipy.signal import correlate
+
+    rng = np.random.default_rng(3)
+    for na, nb in [(50, 80), (81, 30), (1, 7), (64, 64)]:
+        a, b = rng.normal(size=na), rng.normal(size=nb)
+        assert np.allclose(align._xcorr_full(a, b), correlate(a, b, mode="full", method="direct"))
