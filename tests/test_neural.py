@@ -192,7 +192,7 @@ def test_rvq_codebook_use(kind: str) -> None:
         z = z.T[None]  # (1, dim, 512)
         zq, codes, losses = rvq(z, torch.tensor([2]))
         err = (zq - z).pow(2).mean()
-        first_err = first_err or float(err)
+        first_err = first_err or err.item()
         if opt:
             opt.zero_grad()
             (err + losses["commit"] + losses["codebook"] + 0.1 * losses["usage"]).backward()

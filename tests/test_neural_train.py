@@ -43,8 +43,8 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "train.csv", root / "valid.csv"
 
 
-def smoke_config(**train: object) -> dict:
-    cfg = recipe_config(get_card("codecs", "svcodec").data, "tiny")
+def smoke_config(codec: str = "svcodec", **train: object) -> dict:
+    cfg = recipe_config(get_card("codecs", codec).data, "tiny")
     cfg["model"].update(channels=4, dim=16)
     base = dict(batch_size=4, segment_s=0.4, lr=3e-3, steps=40, adv_start=30, disc_channels=4, log_every=5,
                 valid_every=40, ckpt_every=20, valid_n_q=[8], reseed_every=10, threads=1)
@@ -52,10 +52,11 @@ def smoke_config(**train: object) -> dict:
     return cfg
 
 
-def test_smoke_training_loss_decreases(manifests: tuple[Path, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["svcodec", "soundstream"])
+def test_smoke_training_loss_decreases(codec: str, manifests: tuple[Path, Path], tmp_path: Path) -> None:
     train, valid = manifests
     out = tmp_path / "run"
-    path = Trainer(smoke_config(), out, train, valid, progress=False, log=lambda m: None).run()
+    path = Trainer(smoke_config(codec), out, train, valid, progress=False, log=lambda m: None).run()
     with (out / "train_log.csv").open() as f:
         rows = list(csv.DictReader(f))
     recon = [float(r["recon"]) for r in rows]
@@ -82,9 +83,13 @@ def test_resume_gives_the_same_state(manifests: tuple[Path, Path], tmp_path: Pat
     straight = Trainer(cfg, tmp_path / "a", train, None, **quiet)
     straight.run()
     Trainer(cfg, tmp_path / "b", train, None, **quiet).run(4)  # "killed" after its step-4 checkpoint
+    with (tmp_path / "b" / "train_log.csv").open("a") as f:
+        f.write("5,0.1,9,9,,,,,,,,\n")  # ... and after logging a step past that checkpoint
     resumed = Trainer(cfg, tmp_path / "b", train, None, **quiet)
     assert resumed.step == 4
     resumed.run()
+    with (tmp_path / "b" / "train_log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [4, 5, 6]  # no duplicated rows
     a, b = straight.state(), resumed.state()
     for part in ("model", "disc"):
         for k in a[part]:

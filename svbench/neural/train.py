@@ -119,6 +119,8 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
+        for name in ("train_log.csv", "valid.csv"):  # rows written after that checkpoint will be written again
+            _truncate(self.out / name, self.step)
         self.log(f"resuming {self.cfg['codec']}/{self.cfg['recipe']} from step {self.step} ({path})")
 
     def state(self) -> dict[str, Any]:
@@ -162,7 +164,7 @@ class Trainer:
         for k in ("commit", "codebook", "usage"):
             if k in qloss:
                 total = total + t[f"w_{k}"] * qloss[k]
-                row[k] = float(qloss[k])
+                row[k] = qloss[k].item()
         if step >= t["adv_start"]:
             with amp:
                 d_real, d_fake = self.dis(x), self.dis(y.detach()[:, None])
@@ -175,7 +177,7 @@ class Trainer:
                 d_real, d_fake = self.dis(x), self.dis(y[:, None])
                 adv, fm = losses.g_loss(d_fake, t["adv_loss"]), losses.feature_matching(d_real, d_fake)
             total = total + t["w_adv"] * adv + t["w_fm"] * fm
-            row.update(adv=float(adv), fm=float(fm), loss_d=float(loss_d))
+            row.update(adv=adv.item(), fm=fm.item(), loss_d=loss_d.item())
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), t["grad_clip"])
@@ -187,7 +189,7 @@ class Trainer:
             if self.world > 1:
                 for buf in self.model.quantizer.state_dict().values():
                     dist.broadcast(buf, 0)
-        row.update(loss_g=float(total), lr=self._lr())
+        row.update(loss_g=total.item(), lr=self._lr())
         return row
 
     # ------------------------------------------------------------ validation
@@ -259,6 +261,8 @@ class Trainer:
             if self.step % t["ckpt_every"] == 0 or self.step == total:
                 self.save()
         bar.close()
+        if self.step == first:  # nothing left to train (e.g. resumed at the final step): export anyway
+            self.save()
         if writer:
             writer.close()
         elapsed = time.perf_counter() - t0
@@ -276,3 +280,14 @@ def _append(path: Path, row: dict[str, Any], fields: list[str]) -> None:
         if new:
             w.writeheader()
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def _truncate(path: Path, step: int) -> None:
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    keep = rows[:1] + [r for r in rows[1:] if r and int(float(r[0])) <= step]
+    if len(keep) < len(rows):
+        with path.open("w", newline="") as f:
+            csv.writer(f).writerows(keep)
