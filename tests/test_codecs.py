@@ -72,8 +72,16 @@ def test_codec2_bits_equal_the_reference_program(speech8k, tmp_path, mode):
     assert ours[10:] == bit.read_bytes()  # after svbench's 10-byte header
 
 
-def test_opus_measured_bitrate_in_hard_cbr_is_nominal(speech8k):
+def test_opus_below_its_floor_shows_in_the_measured_bitrate(speech8k):
+    """VBR libopus does not go below its floor (RFC 6716 2.1.1: narrowband speech from about 6 kbit/s)."""
     c = codec("opus")
+    asked = Bitrate.parse("1.2k")
+    measured = c.payload_bits(c.encode(speech8k.samples, asked)) / speech8k.duration
+    assert measured > 3 * asked.bps
+
+
+def test_opus_measured_bitrate_in_hard_cbr_is_nominal(speech8k):
+    c = codec("opus-cbr")
     for rate in ("6k", "8k", "16k"):
         bs = c.encode(speech8k.samples, Bitrate.parse(rate))
         measured = c.payload_bits(bs) / speech8k.duration
