@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "default: the codec's own operating points")
     run.add_argument("--dataset", help="manifest CSV (id,path,...); default: the embedded demo set")
     run.add_argument("--metrics", default="pesq,stoi", help="metric card names, comma separated")
-    run.add_argument("--decoded", help="folder of already-decoded files (with --codec precomputed)")
+    run.add_argument("--decoded", action="append", default=[],
+                     help="folder of already-decoded files (with --codec precomputed); repeat for several codecs")
     run.add_argument("--label", help="name for the precomputed codec in results (default: folder name)")
     run.add_argument("--eval-sr", type=int,
                      help="compare at this rate (default: the lower of reference and codec rate)")
@@ -104,7 +105,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                       "Demo numbers are for trying svbench out; never report them.[/yellow]")
     bitrates = tuple(b.label for b in parse_list(args.bitrate))
     spec = engine.RunSpec(dataset=dataset, codecs=_csv(args.codec), bitrates=bitrates, metrics=_csv(args.metrics),
-                          decoded=args.decoded, label=args.label, eval_sr=args.eval_sr, align=args.align,
+                          decoded=tuple(args.decoded), label=args.label, eval_sr=args.eval_sr, align=args.align,
                           crop_reference=args.crop_reference, skip_missing=args.skip_missing,
                           workspace=args.workspace)
     executor = make_executor(args.workers)

@@ -36,7 +36,7 @@ class RunSpec:
     codecs: tuple[str, ...]
     bitrates: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("pesq", "stoi")
-    decoded: str | None = None
+    decoded: tuple[str, ...] = ()  # precomputed: folders of decoded files, one codec each
     label: str | None = None
     eval_sr: int | None = None
     align: str = "envelope"  # envelope | none
@@ -109,21 +109,24 @@ def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: Worke
                       asked: list[Bitrate], result: Plan) -> None:
     if not spec.decoded:
         raise ValueError("--codec precomputed needs --decoded DIR (the folder of decoded files)")
-    root = Path(spec.decoded)
-    if not root.is_dir():
-        raise ValueError(f"{root}: --decoded folder not found")
-    label = spec.label or re.sub(r"^\d+\s+", "", root.name)  # "3 Codec2" (a demo page's rank) -> "Codec2"
-    for bitrate, folder in bitrate_folders(root, asked).items():
-        index = DecodedIndex(folder)
-        for utt in manifest.utterances:
-            try:
-                path, error = str(index.find(utt.id)), None
-            except FileNotFoundError as err:
-                if spec.skip_missing:
-                    result.notices.append((f"{label}@{bitrate.label if bitrate else '-'} {utt.id}", f"skipped: {err}"))
-                    continue
-                path, error = None, str(err)
-            result.tasks.append(Task(ctx, utt, label, None, bitrate, path, error))
+    if spec.label and len(spec.decoded) > 1:
+        raise ValueError("--label names one --decoded folder; with several, each is named after its folder")
+    for root in map(Path, spec.decoded):
+        if not root.is_dir():
+            raise ValueError(f"{root}: --decoded folder not found")
+        label = spec.label or re.sub(r"^\d+\s+", "", root.name)  # "3 Codec2" (a demo page's rank) -> "Codec2"
+        for bitrate, folder in bitrate_folders(root, asked).items():
+            index = DecodedIndex(folder)
+            point = f"{label}@{bitrate.label if bitrate else '-'}"
+            for utt in manifest.utterances:
+                try:
+                    path, error = str(index.find(utt.id)), None
+                except FileNotFoundError as err:
+                    if spec.skip_missing:
+                        result.notices.append((f"{point} {utt.id}", f"skipped: {err}"))
+                        continue
+                    path, error = None, str(err)
+                result.tasks.append(Task(ctx, utt, label, None, bitrate, path, error))
 
 
 # ---------------------------------------------------------------- one unit
@@ -266,7 +269,7 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple
         "bitrates": [Bitrate.parse(b).label for b in spec.bitrates],
         "metrics": [c.name for c in metric_cards],
         "metric_cards": {c.name: c.sha256 for c in metric_cards},
-        "decoded": str(Path(spec.decoded).resolve()) if spec.decoded else None,
+        "decoded": [str(Path(d).resolve()) for d in spec.decoded],
         "label": spec.label,
         "eval_sr": spec.eval_sr,
         "align": spec.align,

@@ -174,7 +174,7 @@ def demo_manifest(tmp_path: Path) -> Path:
 def test_precomputed_demo_outputs_match_by_id_inside_names_with_spaces(tmp_path):
     decoded = need(DEMO / "decoded" / "3 Codec2")
     spec = engine.RunSpec(str(demo_manifest(tmp_path)), ("precomputed",), ("1.2k", "3.2k"), ("pesq", "stoi"),
-                          decoded=str(decoded), skip_missing=True,
+                          decoded=(str(decoded),), skip_missing=True,
                           workspace=str(tmp_path / "ws"))
     outcome, units, scores = run(spec)
     # the demo page has Codec 2 outputs for 5 of the 10 references, at each bitrate folder (1k2, 3k2)
@@ -195,7 +195,7 @@ def test_cropped_decoded_files_are_refused_unless_asked(tmp_path):
         samples, sr = sf.read(str(wav), dtype="float32")
         write_clip(folder / wav.name, samples[: int(0.4 * len(samples))], sr)  # a 40 % excerpt
     manifest = demo_manifest(tmp_path)
-    base = dict(dataset=str(manifest), codecs=("precomputed",), metrics=("stoi",), decoded=str(folder),
+    base = dict(dataset=str(manifest), codecs=("precomputed",), metrics=("stoi",), decoded=(str(folder),),
                 skip_missing=True, workspace=str(tmp_path / "ws"))
     _, refused, _ = run(engine.RunSpec(**base))
     assert len(refused) == 2 and (refused.status == "error").all()
@@ -250,3 +250,17 @@ def test_killed_run_resumes_without_recomputing_or_losing_rows(librispeech_manif
         assert con.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 48  # pesq_nb + stoi each
         after = {r[:4]: r for r in con.execute("SELECT * FROM units")}
     assert all(after[r[:4]] == r for r in kept)  # rows stored before the kill are untouched
+
+
+def test_several_decoded_folders_in_one_run_make_one_table(tmp_path):
+    folders = [need(DEMO / "decoded" / name) for name in ("1 SVCODEC", "3 Codec2", "5 Opus")]
+    manifest = demo_manifest(tmp_path)
+    decoded = [arg for f in folders for arg in ("--decoded", str(f))]
+    done = subprocess.run([*SVBENCH, "run", "--codec", "precomputed", *decoded,
+                           "--bitrate", "1.2k,4k", "--dataset", str(manifest), "--metrics", "stoi", "--skip-missing",
+                           "--workspace", str(tmp_path / "ws"), "--json"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = {(r["codec"], r["bitrate"]): r for r in json.loads(done.stdout)["summary"]}
+    # the demo page has SVCODEC at 4k, Codec 2 at 1.2k, Opus at 1.2k and 4k, each for 5 utterances
+    assert set(rows) == {("SVCODEC", "4k"), ("Codec2", "1.2k"), ("Opus", "1.2k"), ("Opus", "4k")}
+    assert all(r["ok"] == 5 for r in rows.values())
