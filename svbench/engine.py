@@ -117,16 +117,20 @@ def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: Worke
         label = spec.label or re.sub(r"^\d+\s+", "", root.name)  # "3 Codec2" (a demo page's rank) -> "Codec2"
         for bitrate, folder in bitrate_folders(root, asked).items():
             index = DecodedIndex(folder)
-            point = f"{label}@{bitrate.label if bitrate else '-'}"
+            skipped = []
             for utt in manifest.utterances:
                 try:
                     path, error = str(index.find(utt.id)), None
                 except FileNotFoundError as err:
-                    if spec.skip_missing:
-                        result.notices.append((f"{point} {utt.id}", f"skipped: {err}"))
+                    if spec.skip_missing and "no decoded file" in str(err):
+                        skipped.append(utt.id)
                         continue
                     path, error = None, str(err)
                 result.tasks.append(Task(ctx, utt, label, None, bitrate, path, error))
+            if skipped:
+                result.notices.append((f"{label}@{bitrate.label if bitrate else '-'}",
+                                       f"skipped {len(skipped)} utterance(s) with no decoded file in {folder}: "
+                                       + ", ".join(skipped)))
 
 
 # ---------------------------------------------------------------- one unit

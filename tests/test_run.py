@@ -184,7 +184,8 @@ def test_precomputed_demo_outputs_match_by_id_inside_names_with_spaces(tmp_path)
     assert (units.eval_sr == 8000).all()  # 8 kHz decoded against 16 kHz references: compared at 8 kHz
     assert set(scores.key) == {"pesq_nb", "stoi"}
     assert units.delay_ms.between(0, 60).all()  # the demo's codec delays are 0 to 60 ms
-    assert sum("skipped" in r for _, r in outcome.notices) == 10
+    skips = [r for _, r in outcome.notices if r.startswith("skipped 5 utterance(s) with no decoded file")]
+    assert len(skips) == 2  # one notice per operating point, naming the 5 references without output
 
 
 def test_cropped_decoded_files_are_refused_unless_asked(tmp_path):
