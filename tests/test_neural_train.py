@@ -102,6 +102,9 @@ def test_resume_refuses_another_config(manifests: tuple[Path, Path], tmp_path: P
     Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
     with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
         Trainer(smoke_config(steps=2, lr=1e-4), tmp_path, train, None, progress=False)
+    Trainer(smoke_config(steps=2, adv_start=5), tmp_path, train, None, progress=False)  # not reached yet: fine
+    with pytest.raises(checkpoint.CheckpointError, match="adv_start changed"):
+        Trainer(smoke_config(steps=2, adv_start=0), tmp_path, train, None, progress=False)
 
 
 def test_held_out_set_refused(tmp_path: Path) -> None:

@@ -53,8 +53,10 @@ LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "adv", "fm", "commit", "codeb
 
 
 def resume_key(cfg: dict[str, Any]) -> str:
-    """What must match to resume: everything except the number of steps and the logging cadence."""
-    train = {k: v for k, v in cfg["train"].items() if k not in ("steps", "log_every", "valid_every", "ckpt_every")}
+    """What must match to resume: everything except the number of steps, the logging cadence and the start of
+    the adversarial phase (checked separately: it may move only while neither old nor new start is reached)."""
+    skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start")
+    train = {k: v for k, v in cfg["train"].items() if k not in skip}
     return config_hash({"model": cfg["model"], "train": train})
 
 
@@ -110,10 +112,16 @@ class Trainer:
         if not path.is_file():
             return
         state = checkpoint.load_state(path)
-        if state["resume_key"] != resume_key(self.cfg):
+        if resume_key(state["config"]) != resume_key(self.cfg):
             raise checkpoint.CheckpointError(
                 f"{path}: a checkpoint of another configuration (recipe {state['config'].get('recipe')!r}); "
                 f"refusing to resume. Use another --out folder, or delete it to start over.")
+        old_adv = int(state["config"]["train"].get("adv_start", 0))
+        if old_adv != self.t["adv_start"] and min(old_adv, self.t["adv_start"]) < int(state["step"]):
+            raise checkpoint.CheckpointError(
+                f"{path}: adv_start changed from {old_adv} to {self.t['adv_start']} after step "
+                f"{min(old_adv, self.t['adv_start'])}, which this run has passed (step {state['step']}); "
+                "refusing to resume")
         self.model.load_state_dict(state["model"])
         self.disc.load_state_dict(state["disc"])
         self.opt_g.load_state_dict(state["opt_g"])
