@@ -210,7 +210,7 @@ def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio:
     if ref.sr != codec.sample_rate:
         r.notes.append(f"reference resampled {ref.sr}->{codec.sample_rate} Hz for {codec.name}")
     store = cache.DecodedCache(Path(task.ctx.cache_dir))
-    k = cache.key(task.codec_card.sha256, task.bitrate.label, str(codec.sample_rate), codec_in.samples.tobytes())
+    k = cache.key(codec.identity(), task.bitrate.label, str(codec.sample_rate), codec_in.samples.tobytes())
     t0 = time.perf_counter()
     hit = store.get(k)
     if hit is None:
@@ -264,7 +264,7 @@ def run_id_for(config: dict[str, Any]) -> str:
 
 def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple[Card, ...]) -> dict[str, Any]:
     """The run's identity: same dataset content, cards and options -> same run id -> resume."""
-    codec_cards = {c: get_card("codecs", c).sha256 for c in spec.codecs if c != PRECOMPUTED}
+    codec_cards = {c: make_codec(get_card("codecs", c)).identity() for c in spec.codecs if c != PRECOMPUTED}
     return {
         "dataset": str(manifest.path.resolve()),
         "dataset_sha256": hashlib.sha256(manifest.path.read_bytes()).hexdigest(),

@@ -70,6 +70,11 @@ class CardCodec:
             return f"program(s) not found: {', '.join(missing)}" + (f"; install: {hint}" if hint else "")
         return None
 
+    def identity(self) -> str:
+        """What decides this codec's output, for the decoded-audio cache and the run id: the card, plus
+        whatever else an adapter depends on (a neural codec adds its checkpoint's hash)."""
+        return self.card.sha256
+
     def which(self, program: str) -> str | None:
         """A program's path: the card's ``search_path`` folders first (e.g. a build cache), then PATH."""
         for folder in self.card.data.get("search_path", []):
