@@ -16,14 +16,13 @@ keeps is a small header (bitrate, sample count) plus the program's own bitstream
 from __future__ import annotations
 
 import struct
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from svbench.adapters.base import CardCodec, CodecError
+from svbench.adapters.base import CardCodec, CodecError, run_program
 from svbench.audio import from_int16, to_int16
 from svbench.bitrate import Bitrate
 
@@ -52,13 +51,7 @@ class CommandCodec(CardCodec):
             raise CodecError(f"card {self.name}: params.{key} (the command line) is missing")
         cmd = [part.format(**fields) for part in template]
         cmd[0] = self.which(cmd[0]) or cmd[0]
-        try:
-            done = subprocess.run(cmd, capture_output=True, check=False)
-        except FileNotFoundError:
-            raise CodecError(f"program not found: {cmd[0]}") from None
-        if done.returncode != 0:
-            tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-            raise CodecError(f"{cmd[0]} exited with code {done.returncode}: {' | '.join(tail)}")
+        run_program(cmd, b"")
 
     def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
         with tempfile.TemporaryDirectory(prefix="svbench-") as tmp:
