@@ -1,20 +1,24 @@
 """Our metric values against values published (or computed) by each metric's upstream project.
 
 Every expected number below comes from a source outside svbench, named beside it. The upstream test
-audio is not part of svbench: it lives under ../shared/data/upstream/<owner>-<repo>/ (copied from the
-upstream repositories at the commits listed in that folder's SOURCES.md) and the tests skip without it.
+audio is not part of svbench and is never committed: it lives under $SVBENCH_UPSTREAM_DATA (default
+~/.cache/svbench/upstream-testdata)/<owner>-<repo>/, copied from the upstream repositories at the
+commits listed in that folder's SOURCES.md, and the tests skip without it.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from svbench import audio
 from svbench.metrics.base import load_metric
-from tests.conftest import SHARED, need
+from tests.conftest import need
 
-UPSTREAM = SHARED / "data" / "upstream"
+UPSTREAM = Path(os.environ.get("SVBENCH_UPSTREAM_DATA", Path.home() / ".cache" / "svbench" / "upstream-testdata"))
 
 
 def read(*parts: str) -> tuple[np.ndarray, int]:
