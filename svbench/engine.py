@@ -262,7 +262,7 @@ def run_id_for(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple[Card, ...]) -> dict[str, Any]:
+def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metrics: list[BaseMetric]) -> dict[str, Any]:
     """The run's identity: same dataset content, cards and options -> same run id -> resume."""
     codec_cards = {c: make_codec(get_card("codecs", c)).identity() for c in spec.codecs if c != PRECOMPUTED}
     return {
@@ -271,8 +271,9 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metric_cards: tuple
         "codecs": list(spec.codecs),
         "codec_cards": codec_cards,
         "bitrates": [Bitrate.parse(b).label for b in spec.bitrates],
-        "metrics": [c.name for c in metric_cards],
-        "metric_cards": {c.name: c.sha256 for c in metric_cards},
+        "metrics": [m.name for m in metrics],
+        "metric_cards": {m.name: m.card.sha256 for m in metrics},
+        "metric_definitions": {m.name: m.describe() for m in metrics},  # resolved parameters of every metric
         "decoded": [str(Path(d).resolve()) for d in spec.decoded],
         "label": spec.label,
         "eval_sr": spec.eval_sr,
@@ -287,7 +288,8 @@ def environment() -> dict[str, Any]:
 
     versions: dict[str, str | None] = {}
     for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi", "pyworld",
-                "pysptk", "speechmos", "visqol-python", "onnxruntime", "torch"):
+                "pysptk", "speechmos", "visqol-python", "ai-edge-litert", "onnxruntime", "librosa", "fastdtw",
+                "torch", "safetensors"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -323,7 +325,7 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
     workspace = Path(spec.workspace)
     ctx = WorkerContext(metric_cards, str((workspace / "cache").resolve()), spec.eval_sr, spec.align,
                         spec.crop_reference)
-    config = describe(spec, manifest, metric_cards)
+    config = describe(spec, manifest, metric_objects)
     run_id = run_id_for(config)
     store = Store(workspace / "svbench.sqlite")
     try:

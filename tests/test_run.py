@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from svbench import engine
+from svbench.cards import get_card
 from svbench.executor import SerialExecutor
 from svbench.manifest import ManifestError
 from svbench.store import Store
@@ -265,3 +266,17 @@ def test_several_decoded_folders_in_one_run_make_one_table(tmp_path):
     # the demo page has SVCODEC at 4k, Codec 2 at 1.2k, Opus at 1.2k and 4k, each for 5 utterances
     assert set(rows) == {("SVCODEC", "4k"), ("Codec2", "1.2k"), ("Opus", "1.2k"), ("Opus", "4k")}
     assert all(r["ok"] == 5 for r in rows.values())
+
+
+def test_every_run_records_what_defines_its_numbers(librispeech_manifest, tmp_path):
+    outcome, _, _ = run(engine.RunSpec(str(librispeech_manifest(1)), ("codec2",), ("3.2k",), ("pesq",),
+                                       workspace=str(tmp_path / "ws")))
+    store = Store(outcome.store_path)
+    try:
+        row = store.frame("runs", outcome.run_id).iloc[0]
+    finally:
+        store.close()
+    config, env = json.loads(row.config), json.loads(row.environment)
+    assert config["codec_cards"]["codec2"] == get_card("codecs", "codec2").sha256
+    assert config["metric_definitions"]["pesq"]["params"]["mode"] == "auto"
+    assert env["versions"]["pesq"] and env["versions"]["pycodec2"] and env["python"]
