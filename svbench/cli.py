@@ -24,10 +24,19 @@ from svbench.neural import cli as neural_cli
 from svbench.store import Store
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+# named metric sets; "paper" is the SVCODEC paper's eight (Tables I-III)
+METRIC_SETS = {"paper": ("pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd")}
 
 
 def _csv(text: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _metric_names(text: str) -> tuple[str, ...]:
+    names: list[str] = []
+    for name in _csv(text):
+        names += [n for n in METRIC_SETS.get(name, (name,)) if n not in names]
+    return tuple(names)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bitrate", default="", help="bitrate(s) as 3k, 0.5k, 6000 (comma separated); "
                      "default: the codec's own operating points")
     run.add_argument("--dataset", help="manifest CSV (id,path,...); default: the embedded demo set")
-    run.add_argument("--metrics", default="pesq,stoi", help="metric card names, comma separated")
+    run.add_argument("--metrics", default="pesq,stoi",
+                     help="metric card names, comma separated, or 'paper' (the SVCODEC paper's eight)")
     run.add_argument("--decoded", action="append", default=[],
                      help="folder of already-decoded files (with --codec precomputed); repeat for several codecs")
     run.add_argument("--label", help="name for the precomputed codec in results (default: folder name)")
@@ -104,7 +114,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[yellow]No --dataset: using the embedded DEMO set ({dataset}). "
                       "Demo numbers are for trying svbench out; never report them.[/yellow]")
     bitrates = tuple(b.label for b in parse_list(args.bitrate))
-    spec = engine.RunSpec(dataset=dataset, codecs=_csv(args.codec), bitrates=bitrates, metrics=_csv(args.metrics),
+    spec = engine.RunSpec(dataset=dataset, codecs=_csv(args.codec), bitrates=bitrates,
+                          metrics=_metric_names(args.metrics),
                           decoded=tuple(args.decoded), label=args.label, eval_sr=args.eval_sr, align=args.align,
                           crop_reference=args.crop_reference, skip_missing=args.skip_missing,
                           workspace=args.workspace)

@@ -66,3 +66,10 @@ def test_default_run_on_the_demo_set_then_export(tmp_path):
     assert done.returncode == 0, done.stderr
     exported = pd.read_parquet(tmp_path / "ws" / "runs" / report["run_id"] / "results.parquet")
     assert len(exported) == len(results)
+
+
+def test_paper_metric_set_expands_to_the_eight_metrics():
+    from svbench.cli import _metric_names
+
+    assert _metric_names("paper") == ("pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd")
+    assert _metric_names("stoi,paper") == ("stoi", "pesq", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd")
