@@ -232,9 +232,9 @@ def main() -> int:
             continue
         mine = plain_values[r.deg_path]
         seen = set()
-        for metric, key, value, reason, seconds in r.scores:
+        for metric, key, value, reason, _wall, cpu in r.scores:
             if metric not in seen:
-                sv_cpu[metric] += seconds
+                sv_cpu[metric] += cpu
                 seen.add(metric)
             if value is None:
                 problems.append(f"{r.deg_path}: {metric}/{key}: {reason}")

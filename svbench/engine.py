@@ -231,27 +231,26 @@ def ref_label(r: UnitResult) -> str:
 
 def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int) -> list[Any]:
     """Every metric on one aligned pair; a metric's failure is a value with a reason, not a crash."""
-    rows = []
+    rows: list[Any] = []
     at_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {sr: (ref, deg)}
     for metric in metrics:
         rate = metric.sample_rate or sr
         if rate not in at_rate:
             at_rate[rate] = (audio.resample(Audio(ref, sr), rate).samples, audio.resample(Audio(deg, sr), rate).samples)
         m_ref, m_deg = at_rate[rate]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             if len(m_deg) / rate < metric.min_seconds:
                 raise MetricUndefined(f"clip too short: {len(m_deg) / rate:.3f} s < {metric.min_seconds} s")
             values = metric(m_ref if metric.needs_reference else None, m_deg, rate)
-            for key, value in values.items():
-                ok = np.isfinite(value)
-                rows.append((metric.name, key, float(value) if ok else None, None if ok else "non-finite value",
-                             time.perf_counter() - t0))
+            results = [(key, float(v), None) if np.isfinite(v) else (key, None, "non-finite value")
+                       for key, v in values.items()]
         except MetricUndefined as err:
-            rows.append((metric.name, metric.name, None, f"not defined: {err}", time.perf_counter() - t0))
+            results = [(metric.name, None, f"not defined: {err}")]
         except Exception as err:  # a metric library's crash on one utterance must not end the run
-            rows.append((metric.name, metric.name, None, f"failed: {type(err).__name__}: {err}",
-                         time.perf_counter() - t0))
+            results = [(metric.name, None, f"failed: {type(err).__name__}: {err}")]
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows += [(metric.name, key, value, reason, wall, cpu) for key, value, reason in results]
     return rows
 
 

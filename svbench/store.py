@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS scores (
     key TEXT NOT NULL,           -- value name (a metric can return several)
     value REAL,                  -- NULL when the metric is not defined for this utterance
     reason TEXT,                 -- why value is NULL
-    t_s REAL,
+    t_s REAL,                    -- wall seconds the metric took on this unit
+    cpu_s REAL,                  -- CPU seconds of the worker process (all its threads) meanwhile
     PRIMARY KEY (run_id, utt_id, codec, bitrate, metric, key),
     FOREIGN KEY (run_id, utt_id, codec, bitrate) REFERENCES units(run_id, utt_id, codec, bitrate)
 );
@@ -91,8 +92,8 @@ class UnitResult:
     cached: bool = False
     t_codec_s: float | None = None
     t_metrics_s: float | None = None
-    # (metric, key, value or None, reason or None, seconds)
-    scores: list[tuple[str, str, float | None, str | None, float]] = field(default_factory=list)
+    # (metric, key, value or None, reason or None, wall seconds, CPU seconds)
+    scores: list[tuple[str, str, float | None, str | None, float, float]] = field(default_factory=list)
 
     def fail(self, stage: str, error: str) -> UnitResult:
         self.status, self.stage, self.error = "error", stage, error
@@ -142,8 +143,8 @@ class Store:
                 (run_id, *row.values()),
             )
             self.db.executemany(
-                "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?)",
-                [(*unit_key, metric, key, value, reason, t) for metric, key, value, reason, t in r.scores],
+                "INSERT INTO scores VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(*unit_key, *score) for score in r.scores],
             )
             self.db.execute("UPDATE runs SET updated = ? WHERE run_id = ?", (_now(), run_id))
 
