@@ -155,9 +155,20 @@ def _worker_metrics(cards: tuple[Card, ...]) -> list[BaseMetric]:
 
 def evaluate(task: Task) -> UnitResult:
     """Evaluate one unit; every failure becomes an error row naming the file and the reason."""
+    try:
+        return _evaluate(task)
+    except Exception as err:  # an unforeseen failure (a library bug) ends this unit, never the run
+        return _result(task).fail("internal", f"{task.utt.path}: {type(err).__name__}: {err}")
+
+
+def _result(task: Task) -> UnitResult:
+    return UnitResult(task.utt.id, task.codec, task.bitrate.label if task.bitrate else "-",
+                      task.bitrate.bps if task.bitrate else None, ref_path=str(task.utt.path))
+
+
+def _evaluate(task: Task) -> UnitResult:
     utt, ctx = task.utt, task.ctx
-    r = UnitResult(utt.id, task.codec, task.bitrate.label if task.bitrate else "-",
-                   task.bitrate.bps if task.bitrate else None, ref_path=str(utt.path))
+    r = _result(task)
     if task.planning_error:
         return r.fail("codec" if task.codec_card else "decoded", task.planning_error)
     try:
@@ -182,13 +193,12 @@ def evaluate(task: Task) -> UnitResult:
         return r.fail("decoded", f"{r.deg_path or 'decoded audio'}: much shorter than its reference "
                       f"({deg_e.duration:.2f} s vs {ref_e.duration:.2f} s); if the decoded files are "
                       "deliberately cropped excerpts, pass --crop-reference")
-    ref_a, deg_a = ref_e.samples, deg_e.samples
+    delay = 0
     if ctx.align == "envelope":
-        found = align.estimate_delay(ref_a, deg_a, eval_sr)
+        found = align.estimate_delay(ref_e.samples, deg_e.samples, eval_sr)
         r.delay_ms, r.delay_confidence = round(found.delay_ms, 3), round(found.confidence, 4)
-        ref_a, deg_a = align.apply(ref_a, deg_a, found.delay_samples)
-    else:
-        ref_a, deg_a = align.apply(ref_a, deg_a, 0)
+        delay = found.delay_samples
+    ref_a, deg_a = align.apply(ref_e.samples, deg_e.samples, delay)
     r.compared_s = round(len(ref_a) / eval_sr, 4)
     t0 = time.perf_counter()
     r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr)
@@ -222,11 +232,7 @@ def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio:
         r.cached = True
     r.t_codec_s = round(time.perf_counter() - t0, 4)
     r.measured_bps = round(codec.payload_bits(bitstream) / codec_in.duration, 2)
-    return audio.check(Audio(decoded, codec.sample_rate), f"{codec.name}@{task.bitrate.label} output of {ref_label(r)}")
-
-
-def ref_label(r: UnitResult) -> str:
-    return r.ref_path or r.utt_id
+    return audio.check(Audio(decoded, codec.sample_rate), f"{codec.name}@{task.bitrate.label} output of {r.ref_path}")
 
 
 def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int) -> list[Any]:

@@ -280,3 +280,27 @@ def test_every_run_records_what_defines_its_numbers(librispeech_manifest, tmp_pa
     assert config["codec_cards"]["codec2"] == get_card("codecs", "codec2").sha256
     assert config["metric_definitions"]["pesq"]["params"]["mode"] == "auto"
     assert env["versions"]["pesq"] and env["versions"]["pycodec2"] and env["python"]
+
+
+def test_an_unforeseen_exception_is_an_internal_error_row(librispeech_manifest, tmp_path, monkeypatch):
+    """No real library fails on demand, so a stand-in for the decoding step raises (a test double, here only)."""
+    def broken(*_args):
+        raise ZeroDivisionError("library bug")
+
+    monkeypatch.setattr(engine, "_decoded", broken)
+    _, units, _ = run(engine.RunSpec(str(librispeech_manifest(2)), ("codec2",), ("3.2k",), ("stoi",),
+                                     workspace=str(tmp_path / "ws")))
+    assert len(units) == 2 and (units.stage == "internal").all()
+    assert units.error.str.contains("ZeroDivisionError: library bug").all()
+
+
+def test_card_with_an_unknown_placeholder_is_a_codec_error_row(librispeech_manifest, tmp_path, monkeypatch):
+    (tmp_path / "codecs").mkdir()
+    (tmp_path / "codecs" / "typo.toml").write_text(
+        'name = "typo"\nadapter = "command"\nsample_rate = 8000\n[bitrates]\nlist = ["3.2k"]\n'
+        '[params]\nencode = ["c2enc", "3200", "{inptu}", "{bitstream}"]\n'
+        'decode = ["c2dec", "3200", "{bitstream}", "{output}"]\n')
+    monkeypatch.chdir(tmp_path)
+    _, units, _ = run(engine.RunSpec(str(librispeech_manifest(1)), ("typo",), (), ("stoi",),
+                                     workspace=str(tmp_path / "ws")))
+    assert units.stage.iloc[0] == "codec" and "unknown placeholder 'inptu'" in units.error.iloc[0]

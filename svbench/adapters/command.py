@@ -49,7 +49,12 @@ class CommandCodec(CardCodec):
         template = self.params.get(key)
         if not template:
             raise CodecError(f"card {self.name}: params.{key} (the command line) is missing")
-        cmd = [part.format(**fields) for part in template]
+        try:
+            cmd = [part.format(**fields) for part in template]
+        except (KeyError, IndexError) as err:
+            known = ", ".join("{" + k + "}" for k in fields)
+            raise CodecError(f"card {self.name}: params.{key} uses an unknown placeholder {err} "
+                             f"(known: {known})") from None
         cmd[0] = self.which(cmd[0]) or cmd[0]
         run_program(cmd, b"")
 
