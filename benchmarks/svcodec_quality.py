@@ -68,10 +68,11 @@ def main() -> None:
             raise
         for row in result["summary"]:
             summary.append(row)
-            keys = [k for k in row if k in ("pesq_nb", "stoi") or k.startswith("visqol")]
-            line = f"{row['codec']:12s} {row['bitrate']:>6s} measured {row['measured_kbps'] or 0:6.3f} kbps"
-            print(line + f"  n={row['n_ok']}" + "".join(f"  {k} {row[k]:.3f}" for k in keys
-                                                     if isinstance(row[k], float) and not k.endswith("_n")), flush=True)
+            kbps = row.get("measured_kbps", row.get("kbps")) or 0.0
+            n_ok = row.get("n_ok", row.get("ok"))
+            keys = [k for k in row if (k in ("pesq_nb", "stoi") or k.startswith("visqol")) and not k.endswith("_n")]
+            print(f"{row['codec']:12s} {row['bitrate']:>6s} measured {kbps:6.3f} kbps  n={n_ok}"
+                  + "".join(f"  {k} {row[k]:.3f}" for k in keys if isinstance(row[k], float)), flush=True)
     curves = {}
     for codec in ("svcodec", "soundstream"):
         path = NeuralCodecAdapter(get_card("codecs", codec)).checkpoint_path()

@@ -259,3 +259,27 @@ def test_missing_checkpoint_runs_the_build_step_first(tmp_path: Path, monkeypatc
     assert calls == [("svcodec", "tiny")] and "running the build step first" in said[0]
     assert codec.checkpoint_path() == tmp_path / "models" / "svcodec" / "tiny" / "model.safetensors"
     assert codec.decode(codec.encode(speechlike(800), Bitrate.parse("1k"))).shape == (800,)
+
+
+def test_shipped_checkpoint_matches_its_card() -> None:
+    """The small checkpoint in the package: same model config as the card's recipe, provenance beside it."""
+    import json
+
+    folder = checkpoint.shipped_dir("svcodec", "tiny")
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip("no shipped svcodec checkpoint in this checkout")
+    size = sum(p.stat().st_size for p in folder.parent.rglob("*") if p.is_file())
+    assert size < 10_000_000
+    card = tomllib.loads((ROOT / "codecs" / "svcodec.toml").read_text())
+    cfg = recipe_config(card, "tiny")
+    model, got = checkpoint.load_export(folder, cfg["model"])
+    info = json.loads((folder / "config.json").read_text())
+    from svbench.neural.train import TRAIN_DEFAULTS
+
+    want = {**TRAIN_DEFAULTS, **cfg["train"]}
+    assert got["train"] == want, "the card's tiny recipe no longer describes the shipped checkpoint"
+    assert info["step"] == cfg["train"]["steps"] and info["seed"] == cfg["train"]["seed"]
+    assert len(info["train_manifest_sha256"]) == 64
+    assert (folder / "train_log.csv").is_file() and (folder / "valid.csv").is_file()
+    x = speechlike(8000)
+    assert np.isfinite(model.decode_audio(model.encode_audio(x, 6))).all()
