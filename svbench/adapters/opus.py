@@ -76,7 +76,7 @@ class OpusCodec(CardCodec):
         dec = av.CodecContext.create("libopus", "r")
         dec.layout = "mono"
         dec.extradata = head
-        chunks = []
+        chunks: list[np.ndarray] = []
         try:
             for packet in packets:
                 chunks.extend(f.to_ndarray()[0] for f in dec.decode(av.Packet(packet)))

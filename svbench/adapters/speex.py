@@ -54,7 +54,7 @@ class SpeexCodec(CardCodec):
 
     def payload_bits(self, bitstream: bytes) -> int:
         try:
-            with av.open(io.BytesIO(self._split(bitstream)[1]), format="ogg") as container:
-                return 8 * sum(p.size for p in container.demux(audio=0) if p.size)
+            with av.open(io.BytesIO(self._split(bitstream)[1]), mode="r", format="ogg") as container:
+                return 8 * sum(int(p.size) for p in container.demux(audio=0))
         except av.error.FFmpegError as err:
             raise CodecError(f"unreadable Speex Ogg stream: {err}") from None
