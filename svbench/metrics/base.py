@@ -12,9 +12,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from svbench.audio import SILENCE_DBFS, rms_dbfs
 from svbench.cards import Card, all_cards, get_card, load_entry_point
 
-SILENT_REFERENCE_DBFS = -70.0  # the same threshold svbench.audio uses for silent files
+SILENT_REFERENCE_DBFS = SILENCE_DBFS  # the threshold svbench.audio uses for silent files
 
 
 class MetricUndefined(Exception):
@@ -146,9 +147,6 @@ def check_input(x: np.ndarray, what: str, sr: int) -> None:
         raise MetricUndefined(f"{what} signal has {bad} NaN/inf samples (of {x.size})")
 
 
-def rms_dbfs(x: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return 20 * np.log10(max(rms, 1e-12))
 
 
 def load_metric(name: str) -> BaseMetric:
