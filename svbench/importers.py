@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import soundfile as sf
@@ -50,17 +50,23 @@ def _split_of(root: Path, path: Path) -> str:
     return parts[0] if len(parts) > 2 else ""  # <split>/<speaker>/... ; no split folder: ""
 
 
+def _transcripts(files: Iterable[Path]) -> dict[str, str]:
+    """Kaldi-style transcript files: one "<utterance id> <text>" per line."""
+    texts: dict[str, str] = {}
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if " " in line:
+                utt, text = line.split(" ", 1)
+                texts[utt] = text.strip()
+    return texts
+
+
 def librispeech(root: Path, out: Path) -> int:
     """ROOT/<split>/<speaker>/<chapter>/<spk>-<chap>-<n>.flac, transcripts in <spk>-<chap>.trans.txt.
 
     Lenient: any depth, .flac or .wav, transcripts optional (then ``text`` is empty).
     """
-    texts: dict[str, str] = {}
-    for trans in root.rglob("*.trans.txt"):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            if " " in line:
-                utt, text = line.split(" ", 1)
-                texts[utt] = text.strip()
+    texts = _transcripts(root.rglob("*.trans.txt"))
     files = [f for f in audio_files(root) if f.suffix.lower() in (".flac", ".wav")]
     rows = [_row(root, f, f.stem, f.stem.split("-")[0], texts.get(f.stem, ""), _split_of(root, f))
             for f in _track(files, "LibriSpeech")]
@@ -97,12 +103,8 @@ def ljspeech(root: Path, out: Path) -> int:
 
 def aishell1(root: Path, out: Path) -> int:
     """ROOT/wav/<split>/<speaker>/<id>.wav (or ROOT/data_aishell/...) and transcript/aishell_transcript_v0.8.txt."""
-    texts: dict[str, str] = {}
-    for trans in root.rglob("aishell_transcript*.txt"):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            if " " in line:
-                utt, text = line.split(" ", 1)
-                texts[utt] = text.replace(" ", "")
+    # AISHELL-1 separates words with spaces; Mandarin text is written without them
+    texts = {utt: text.replace(" ", "") for utt, text in _transcripts(root.rglob("aishell_transcript*.txt")).items()}
     rows = []
     for wav in _track(sorted(root.rglob("*.wav")), "AISHELL-1"):
         parts = wav.relative_to(root).parts
