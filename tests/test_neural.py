@@ -261,16 +261,17 @@ def test_missing_checkpoint_runs_the_build_step_first(tmp_path: Path, monkeypatc
     assert codec.decode(codec.encode(speechlike(800), Bitrate.parse("1k"))).shape == (800,)
 
 
-def test_shipped_checkpoint_matches_its_card() -> None:
-    """The small checkpoint in the package: same model config as the card's recipe, provenance beside it."""
+@pytest.mark.parametrize("codec", ["svcodec", "soundstream"])
+def test_shipped_checkpoint_matches_its_card(codec: str) -> None:
+    """The small checkpoints in the package: same config as the card's recipe, provenance beside them."""
     import json
 
-    folder = checkpoint.shipped_dir("svcodec", "tiny")
+    folder = checkpoint.shipped_dir(codec, "tiny")
     if not (folder / "model.safetensors").is_file():
-        pytest.skip("no shipped svcodec checkpoint in this checkout")
+        pytest.skip(f"no shipped {codec} checkpoint in this checkout")
     size = sum(p.stat().st_size for p in folder.parent.rglob("*") if p.is_file())
     assert size < 10_000_000
-    card = tomllib.loads((ROOT / "codecs" / "svcodec.toml").read_text())
+    card = tomllib.loads((ROOT / "codecs" / f"{codec}.toml").read_text())
     cfg = recipe_config(card, "tiny")
     model, got = checkpoint.load_export(folder, cfg["model"])
     info = json.loads((folder / "config.json").read_text())
