@@ -284,3 +284,26 @@ def test_shipped_checkpoint_matches_its_card(codec: str) -> None:
     assert (folder / "train_log.csv").is_file() and (folder / "valid.csv").is_file()
     x = speechlike(8000)
     assert np.isfinite(model.decode_audio(model.encode_audio(x, 6))).all()
+
+
+def test_codec_identity_follows_the_checkpoint(tmp_path):
+    """The decoded-audio cache and run id key on identity(): another checkpoint must give another key."""
+    import dataclasses
+    import shutil
+
+    from svbench.cards import get_card
+    from svbench.engine import make_codec
+
+    card = get_card("codecs", "svcodec")
+    shipped = make_codec(card).checkpoint_path()
+    assert shipped is not None
+    copy = tmp_path / "model.safetensors"
+    shutil.copy(shipped, copy)
+
+    def with_checkpoint(path):
+        data = {**card.data, "params": {**card.params, "checkpoint": str(path)}}
+        return make_codec(dataclasses.replace(card, data=data)).identity()
+
+    assert with_checkpoint(copy) == with_checkpoint(shipped)
+    copy.write_bytes(copy.read_bytes() + b"\0")  # another file: another model as far as the cache can tell
+    assert with_checkpoint(copy) != with_checkpoint(shipped)

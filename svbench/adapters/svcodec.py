@@ -44,6 +44,14 @@ class NeuralCodecAdapter(CardCodec):
                 return folder / "model.safetensors"
         return None
 
+    def identity(self) -> str:
+        """Card plus the checkpoint's bytes: a rebuilt model never reuses decoded audio of the old one."""
+        import hashlib
+
+        path = self.checkpoint_path()
+        weights = hashlib.sha256(path.read_bytes()).hexdigest() if path else "not built yet"
+        return f"{self.card.sha256}:{weights}"
+
     def unavailable_reason(self) -> str | None:
         for module in ("torch", "safetensors"):
             try:
