@@ -11,8 +11,13 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 
-def _leaky(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.1)
+def _run_stack(convs: nn.ModuleList, out: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Conv + leaky ReLU layers, keeping every layer's output for the feature-matching loss."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    return out(x), feats
 
 
 class PeriodD(nn.Module):
@@ -29,11 +34,7 @@ class PeriodD(nn.Module):
         b, c, t = x.shape
         x = F.pad(x, (0, -t % self.period), mode="reflect")
         x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            feats.append(x)
-        return self.out(x), feats
+        return _run_stack(self.convs, self.out, x)
 
 
 class ScaleD(nn.Module):
@@ -46,11 +47,7 @@ class ScaleD(nn.Module):
         self.out = weight_norm(nn.Conv1d(ch * 8, 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = []
-        for conv in self.convs:
-            x = _leaky(conv(x))
-            feats.append(x)
-        return self.out(x), feats
+        return _run_stack(self.convs, self.out, x)
 
 
 class STFTD(nn.Module):
@@ -69,11 +66,7 @@ class STFTD(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spec = torch.stft(x.squeeze(1).float(), self.n_fft, self.hop, window=self.window, return_complex=True)
         h = torch.stack([spec.real, spec.imag], 1).transpose(2, 3)  # (B, 2, T, F)
-        feats = []
-        for conv in self.convs:
-            h = _leaky(conv(h))
-            feats.append(h)
-        return self.out(h), feats
+        return _run_stack(self.convs, self.out, h)
 
 
 class Discriminators(nn.Module):
