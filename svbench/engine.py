@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from svbench.audio import Audio, AudioError
 from svbench.bitrate import Bitrate
 from svbench.cards import Card, get_card, load_entry_point
 from svbench.metrics.base import BaseMetric, MetricUndefined, load_metrics, metric_from_card
-from svbench.store import Store, UnitResult
+from svbench.store import UNIT_COLUMNS, Store, UnitResult
 
 PRECOMPUTED = "precomputed"
 MUCH_SHORTER = 0.5  # a decoded file under half its reference's length is refused (unless cropping is allowed)
@@ -361,8 +361,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     """Per codec and bitrate: utterances ok / failed, measured bitrate, delay (median, IQR), mean scores."""
     if results.empty:
         return pd.DataFrame()
-    fixed = set(asdict(UnitResult("", "", "", None)).keys()) | {"run_id"}
-    score_cols = [c for c in results.columns if c not in fixed]
+    score_cols = [c for c in results.columns if c not in {"run_id", *UNIT_COLUMNS}]
     rows = []
     for (codec, bitrate), group in results.groupby(["codec", "bitrate"], sort=False):
         ok = group[group.status == "ok"]
