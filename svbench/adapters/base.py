@@ -94,6 +94,14 @@ class CardCodec:
         return 8 * len(bitstream)
 
 
+def fit_length(samples: np.ndarray, n_samples: int, slack: int, what: str) -> np.ndarray:
+    """Decoded audio cut or zero-padded to the input's length; more than ``slack`` samples short is a
+    truncated stream (decoders that work in whole frames may legitimately end a frame early)."""
+    if len(samples) < n_samples - slack:
+        raise CodecError(f"{what} decoded to {len(samples)} samples, expected {n_samples}: truncated")
+    return np.pad(samples, (0, max(0, n_samples - len(samples))))[:n_samples].astype(np.float32)
+
+
 def run_program(cmd: list[str], stdin: bytes) -> bytes:
     """Run an external codec program on bytes; a failure names the program and its stderr."""
     try:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from svbench.adapters.base import CardCodec, CodecError, run_program
+from svbench.adapters.base import CardCodec, CodecError, fit_length, run_program
 from svbench.audio import from_int16, to_int16
 from svbench.bitrate import Bitrate
 
@@ -90,9 +90,7 @@ class CommandCodec(CardCodec):
                 samples, sr = sf.read(str(out), dtype="float32")
                 if sr != self.sample_rate:
                     raise CodecError(f"{self.name}: decoder wrote {sr} Hz, card says {self.sample_rate} Hz")
-        if len(samples) < n_samples - self.sample_rate // 25:  # more than 40 ms short: cut off
-            raise CodecError(f"{self.name}: decoded {len(samples)} samples, expected {n_samples}: truncated")
-        return np.pad(samples, (0, max(0, n_samples - len(samples))))[:n_samples].astype(np.float32)
+        return fit_length(samples, n_samples, self.sample_rate // 25, self.name)  # 40 ms of slack
 
     def payload_bits(self, bitstream: bytes) -> int:
         return 8 * len(self._split(bitstream)[2])

@@ -14,7 +14,7 @@ import av
 import numpy as np
 import soxr
 
-from svbench.adapters.base import CardCodec, CodecError
+from svbench.adapters.base import CardCodec, CodecError, fit_length
 from svbench.audio import from_int16, to_int16
 from svbench.bitrate import Bitrate
 
@@ -84,9 +84,7 @@ class OpusCodec(CardCodec):
             raise CodecError(f"libopus could not decode: {err}") from None
         pcm48 = from_int16(np.concatenate(chunks)) if chunks else np.zeros(0, np.float32)
         out = soxr.resample(pcm48, _DECODER_RATE, self.sample_rate, quality="VHQ").astype(np.float32)
-        if len(out) < n_samples:
-            raise CodecError(f"Opus stream decoded to {len(out)} samples, expected {n_samples}: truncated")
-        return out[:n_samples]
+        return fit_length(out, n_samples, 0, "Opus stream")
 
     def payload_bits(self, bitstream: bytes) -> int:
         return 8 * sum(len(p) for p in self._split(bitstream)[2])
