@@ -19,7 +19,7 @@ import pandas as pd
 from svbench import align, audio, cache
 from svbench import manifest as manifest_mod
 from svbench.adapters.base import CardCodec, CodecError
-from svbench.adapters.precomputed import DecodedIndex, bitrate_folders
+from svbench.adapters.precomputed import DecodedIndex, NoDecodedFile, bitrate_folders
 from svbench.audio import Audio, AudioError
 from svbench.bitrate import Bitrate
 from svbench.cards import Card, get_card, load_entry_point
@@ -122,7 +122,7 @@ def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: Worke
                 try:
                     path, error = str(index.find(utt.id)), None
                 except FileNotFoundError as err:
-                    if spec.skip_missing and "no decoded file" in str(err):
+                    if spec.skip_missing and isinstance(err, NoDecodedFile):
                         skipped.append(utt.id)
                         continue
                     path, error = None, str(err)
@@ -162,8 +162,8 @@ def evaluate(task: Task) -> UnitResult:
 
 
 def _result(task: Task) -> UnitResult:
-    return UnitResult(task.utt.id, task.codec, task.bitrate.label if task.bitrate else "-",
-                      task.bitrate.bps if task.bitrate else None, ref_path=str(task.utt.path))
+    return UnitResult(task.utt.id, task.codec, _label(task), task.bitrate.bps if task.bitrate else None,
+                      ref_path=str(task.utt.path))
 
 
 def _evaluate(task: Task) -> UnitResult:

@@ -33,6 +33,10 @@ def bitrate_folders(root: Path, given: list[Bitrate]) -> dict[Bitrate | None, Pa
     return {b: root for b in given} if given else {None: root}
 
 
+class NoDecodedFile(FileNotFoundError):
+    """No decoded file names this utterance (as opposed to several that do)."""
+
+
 class DecodedIndex:
     """Finds the decoded file of each utterance id inside one folder."""
 
@@ -47,7 +51,7 @@ class DecodedIndex:
         pattern = re.compile(rf"(?<![A-Za-z0-9-]){re.escape(utt_id)}(?![A-Za-z0-9-])")
         hits = exact or [p for p in self.files if pattern.search(p.stem)]
         if not hits:
-            raise FileNotFoundError(f"{self.folder}: no decoded file for utterance {utt_id}")
+            raise NoDecodedFile(f"{self.folder}: no decoded file for utterance {utt_id}")
         if len(hits) > 1:
             names = ", ".join(p.name for p in hits[:4])
             raise FileNotFoundError(f"{self.folder}: {len(hits)} decoded files match {utt_id} ({names})")
