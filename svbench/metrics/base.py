@@ -147,8 +147,6 @@ def check_input(x: np.ndarray, what: str, sr: int) -> None:
         raise MetricUndefined(f"{what} signal has {bad} NaN/inf samples (of {x.size})")
 
 
-
-
 def load_metric(name: str) -> BaseMetric:
     return metric_from_card(get_card("metrics", name))
 
