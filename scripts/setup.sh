@@ -23,11 +23,13 @@ PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 # torch is pinned to the CPU build on this disk (a newer one would download gigabytes);
-# setuptools<81 keeps pkg_resources, which pysptk and pyworld import.
+# setuptools<81 keeps pkg_resources, which pysptk and pyworld import. Their sdists are built here without
+# build isolation (an isolated build would take the newest setuptools), so their build needs (numpy,
+# Cython, scipy) go in first.
 pip_install() {  # quiet, but a failure still fails the set-up
     .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }
     return "${PIPESTATUS[0]}"
 }
-pip_install 'setuptools<81' wheel hatchling editables
+pip_install 'setuptools<81' wheel hatchling editables 'numpy>=1.26' 'cython>=0.29' 'scipy>=1.11'
 pip_install --no-build-isolation -e '.[dev]'
 .venv/bin/python -c "import svbench, pysptk, pesq, pystoi, av, pycodec2" 
