@@ -26,6 +26,7 @@ from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"channels": 4, "dim": 16}
+CARD_ARCH = {"up_overlap": True, "shortcut": True}  # what the shipped cards use: overlapping upsampling, linear path
 
 
 def speechlike(n: int, seed: int = 0) -> np.ndarray:
@@ -36,9 +37,9 @@ def speechlike(n: int, seed: int = 0) -> np.ndarray:
     return (0.2 * x * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)).astype(np.float32)
 
 
-def model(kind: str = "factorized", seed: int = 0) -> NeuralCodec:
+def model(kind: str = "factorized", seed: int = 0, arch: dict | None = None) -> NeuralCodec:
     torch.manual_seed(seed)
-    return NeuralCodec({**SMALL, "codebook": kind}).eval()
+    return NeuralCodec({**SMALL, "codebook": kind, **(arch or {})}).eval()
 
 
 def card_for(name: str, ckpt: Path, model_over: dict) -> Card:
@@ -53,9 +54,9 @@ def card_for(name: str, ckpt: Path, model_over: dict) -> Card:
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory: pytest.TempPathFactory) -> SVCodec:
     out = tmp_path_factory.mktemp("ckpt")
-    m = model()
     cfg = recipe_config(card_for("svcodec", out, SMALL).data, "tiny")
-    checkpoint.export(m, cfg, out, {"step": 0})
+    torch.manual_seed(0)
+    checkpoint.export(NeuralCodec(cfg["model"]).eval(), cfg, out, {"step": 0})
     return SVCodec(card_for("svcodec", out / "model.safetensors", SMALL))
 
 
@@ -72,9 +73,10 @@ def test_shapes(kind: str) -> None:
     assert m.decode_audio(c).shape == (7 * 160,)
 
 
-def test_causal() -> None:
+@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "overlap+shortcut"])
+def test_causal(arch: dict) -> None:
     """Changing the input from sample t on leaves every output sample before t's frame unchanged."""
-    m = model()
+    m = model(arch=arch)
     x = speechlike(4000)
     x2 = x.copy()
     t = 2500
@@ -147,9 +149,8 @@ def test_adapter_bad_input(adapter: SVCodec) -> None:
 
 
 def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
-    m = model()
     cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny")
-    checkpoint.export(m, cfg, tmp_path, {"step": 0})
+    checkpoint.export(NeuralCodec(cfg["model"]), cfg, tmp_path, {"step": 0})
     codec = SVCodec(card_for("svcodec", tmp_path / "model.safetensors", {"channels": 8, "dim": 16}))
     with pytest.raises(CodecError, match="another model config.*channels: checkpoint 4 vs card 8"):
         codec.encode(speechlike(800), Bitrate.parse("1k"))
@@ -158,9 +159,10 @@ def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
         ss.prepare()
 
 
+@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "overlap+shortcut"])
 @pytest.mark.parametrize("kind", ["factorized", "ema"])
-def test_streaming_equals_offline(kind: str) -> None:
-    m = model(kind)
+def test_streaming_equals_offline(kind: str, arch: dict) -> None:
+    m = model(kind, arch=arch)
     x = speechlike(160 * 40)
     for n_q in (1, 5, 8):
         codes = m.encode_audio(x, n_q)

@@ -16,7 +16,7 @@ pytest.importorskip("tensorboard")
 
 from svbench.cards import get_card  # noqa: E402
 from svbench.neural import checkpoint  # noqa: E402
-from svbench.neural.data import refuse_held_out  # noqa: E402
+from svbench.neural.data import Crops, refuse_held_out  # noqa: E402
 from svbench.neural.model import recipe_config  # noqa: E402
 from svbench.neural.train import Trainer  # noqa: E402
 
@@ -113,3 +113,14 @@ def test_held_out_set_refused(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("id,path\na,svcodec-demo/a.wav\n")
     with pytest.raises(ValueError, match="held-out"):
         refuse_held_out(tmp_path / "m.csv")
+
+
+def test_crops_never_pad_with_zeros() -> None:
+    """Clips shorter than the crop are followed by pieces of other clips, never by digital silence (zeros in the
+    crop would dominate the log-magnitude loss); the clips here have no zero sample, so neither may a crop."""
+    clips = [_clip(i, 0.3, 8000) + 0.01 for i in range(5)]  # 2400 samples each, offset: no exact zero
+    assert all(np.all(c != 0) for c in clips)
+    crops = Crops(clips, 6400)
+    batch = crops.batch(16, seed=1, step=0)
+    assert batch.shape == (16, 6400) and np.all(batch != 0)
+    np.testing.assert_array_equal(batch, crops.batch(16, seed=1, step=0))  # seeded: resume sees the same batch

@@ -89,23 +89,32 @@ def load_clips(path: Path, sr: int, max_seconds: float | None = None) -> list[np
 
 class Crops:
     """Random fixed-length crops, drawn by a generator seeded from (seed, step, rank): a resumed run
-    sees exactly the batches it would have seen."""
+    sees exactly the batches it would have seen. A crop longer than its clip is filled with pieces of
+    further clips, never with zeros: digital silence would dominate a log-spectral loss."""
 
     def __init__(self, clips: list[np.ndarray], length: int, gain_db: tuple[float, float] = (-10.0, 6.0)):
         self.clips, self.length, self.gain_db = clips, length, gain_db
         sizes = np.array([max(len(c), 1) for c in clips], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
+    def _piece(self, rng: np.random.Generator, need: int) -> np.ndarray:
+        for _ in range(5):  # avoid near-silent pieces
+            clip = self.clips[rng.choice(len(self.clips), p=self.weights)]
+            start = int(rng.integers(0, max(len(clip) - need, 0) + 1))
+            piece = clip[start: start + need]
+            if len(piece) and np.sqrt(np.mean(piece**2)) > 10 ** (-45 / 20):
+                break
+        return piece
+
     def batch(self, size: int, seed: int, step: int, rank: int = 0) -> np.ndarray:
         rng = np.random.default_rng([seed, step, rank])
         out = np.zeros((size, self.length), dtype=np.float32)
         for i in range(size):
-            for _ in range(5):  # avoid near-silent crops
-                clip = self.clips[rng.choice(len(self.clips), p=self.weights)]
-                start = int(rng.integers(0, max(len(clip) - self.length, 0) + 1))
-                piece = clip[start: start + self.length]
-                if np.sqrt(np.mean(piece**2)) > 10 ** (-45 / 20):
-                    break
+            filled = 0
+            while filled < self.length:
+                piece = self._piece(rng, self.length - filled)
+                out[i, filled: filled + len(piece)] = piece
+                filled += len(piece)
             gain = 10 ** (rng.uniform(*self.gain_db) / 20)
-            out[i, : len(piece)] = np.clip(piece * gain, -1.0, 1.0)
+            out[i] = np.clip(out[i] * gain, -1.0, 1.0)
         return out

@@ -8,10 +8,11 @@ import torch
 from torch.nn import functional as F
 
 
-def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+def _stft_mag(x: torch.Tensor, n_fft: int, floor: float = 1e-5) -> torch.Tensor:
+    """STFT magnitude floored at ``floor`` (-100 dB): below it a log-magnitude loss would chase noise."""
     window = torch.hann_window(n_fft, device=x.device)
     spec = torch.stft(x.float(), n_fft, n_fft // 4, window=window, return_complex=True)
-    return spec.abs().clamp(min=1e-7)
+    return spec.abs().clamp(min=floor)
 
 
 def multi_resolution_stft(x: torch.Tensor, y: torch.Tensor, ffts: list[int]) -> torch.Tensor:

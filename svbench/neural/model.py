@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svbench.neural.modules import decoder, encoder
+from svbench.neural.modules import CausalConv1d, Shortcut, Upsample, decoder, encoder
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -26,6 +26,8 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "codebook": "factorized",  # factorized (SVCODEC) | ema (SoundStream)
     "code_dim": 8,
     "temperature": 1.0,
+    "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
+    "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
 }
 
 
@@ -67,10 +69,15 @@ class NeuralCodec(nn.Module):
         self.hop = int(math.prod(cfg["strides"]))
         self.n_q = int(cfg["n_q"])
         self.bits_per_code = int(math.log2(cfg["codebook_size"]))
-        self.encoder = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"])
+        enc = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"])
         self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
                              cfg["temperature"])
-        self.decoder = decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"])
+        dec = decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"])
+        self.encoder: nn.Module = enc
+        self.decoder: nn.Module = dec
+        if cfg["shortcut"]:
+            self.encoder = Shortcut(enc, CausalConv1d(1, cfg["dim"], 2 * self.hop, stride=self.hop))
+            self.decoder = Shortcut(dec, Upsample(cfg["dim"], 1, self.hop, 2 * self.hop))
 
     @property
     def frame_rate(self) -> float:

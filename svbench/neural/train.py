@@ -41,14 +41,14 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "disc_channels": 16,
     "adv_loss": "lsgan",  # lsgan | hinge
     "adv_start": 0,  # step at which adversarial training starts
-    "w_recon": 1.0, "w_adv": 1.0, "w_fm": 2.0, "w_commit": 1.0, "w_codebook": 1.0, "w_usage": 0.1,
+    "w_recon": 1.0, "w_wave": 0.0, "w_adv": 1.0, "w_fm": 2.0, "w_commit": 1.0, "w_codebook": 1.0, "w_usage": 0.1,
     "reseed_every": 100, "reseed_threshold": 0.01,
     "log_every": 10, "valid_every": 500, "ckpt_every": 250,
     "valid_clips": 8, "valid_seconds": 4.0, "valid_n_q": [2, 4, 6, 8],
     "threads": 2,
 }
 
-LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "adv", "fm", "commit", "codebook", "usage", "loss_d", "lr",
+LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit", "codebook", "usage", "loss_d", "lr",
               "codebook_use"]
 
 
@@ -169,6 +169,10 @@ class Trainer:
             recon = losses.multi_resolution_stft(y, xs, t["stft_ffts"])
         row: dict[str, float] = {"recon": recon.item()}
         total = t["w_recon"] * recon
+        if t["w_wave"]:  # time-domain L1: pins the phase that the magnitude losses leave free
+            wave = torch.nn.functional.l1_loss(y, xs)
+            total = total + t["w_wave"] * wave
+            row["wave"] = wave.item()
         for k in ("commit", "codebook", "usage"):
             if k in qloss:
                 total = total + t[f"w_{k}"] * qloss[k]
