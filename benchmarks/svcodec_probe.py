@@ -4,9 +4,10 @@ frames, one overlapping transposed conv), and reports the held-out SNR after N s
 
     python benchmarks/svcodec_probe.py [--steps 300] [--codec svcodec]
 
-This is the diagnosis behind the `shortcut` model option (docs/svcodec.md): at CPU budgets the deep causal
-conv stack alone stays near 0 dB (it outputs almost nothing) where the linear transform is already well
-above it, so quantized training that starts from the deep stack alone spends its budget getting there.
+This is the diagnosis behind the `shortcut` model option (docs/svcodec.md). Seen on a 2-core CPU: the deep
+causal conv stack alone stays near 0 dB (its output is a few % of the input's RMS) where the linear
+transform reaches ~9 dB; both summed are still below 0 dB after 300 steps (the untrained deep path adds
+error at first).
 """
 
 from __future__ import annotations
