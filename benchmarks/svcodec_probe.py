@@ -23,7 +23,7 @@ import torch
 from svbench.cards import get_card
 from svbench.neural import data
 from svbench.neural.model import recipe_config
-from svbench.neural.modules import CausalConv1d, Shortcut, Upsample, decoder, encoder
+from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform
 
 
 def snr_db(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -58,11 +58,12 @@ def main() -> None:
     m, t = cfg["model"], cfg["train"]
     work = Path(tempfile.mkdtemp(prefix="svbench-probe-"))
     clips = data.load_clips(data.compose(list(t["train_data"]), work / "train.csv"), m["sample_rate"])
-    valid = data.load_clips(data.compose([t["valid_data"]], work / "valid.csv", per_speaker=1, limit=8),
-                            m["sample_rate"], 4.0)
+    valid_manifest = data.compose([t["valid_data"]], work / "valid.csv", per_speaker=t["valid_per_speaker"],
+                                  limit=t["valid_clips"])  # the clips the build step validates on
+    valid = data.load_clips(valid_manifest, m["sample_rate"], t["valid_seconds"])
     hop = int(np.prod(m["strides"]))
-    held = torch.from_numpy(np.stack([c[: 4 * m["sample_rate"] // hop * hop] for c in valid
-                                      if len(c) >= 4 * m["sample_rate"]]))[:, None]
+    n = int(t["valid_seconds"] * m["sample_rate"]) // hop * hop
+    held = torch.from_numpy(np.stack([c[:n] for c in valid if len(c) >= n]))[:, None]
     crops = data.Crops(clips, int(t["segment_s"] * m["sample_rate"]) // hop * hop)
 
     def deep() -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -72,7 +73,7 @@ def main() -> None:
 
     def linear() -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(0)
-        return CausalConv1d(1, m["dim"], 2 * hop, stride=hop), Upsample(m["dim"], 1, hop, 2 * hop)
+        return frame_transform(m["dim"], hop)
 
     print(f"{args.steps} steps of batch 8 x {t['segment_s']} s, time-domain L1, no quantizer, lr {t['lr']}")
     train("deep conv stack", *deep(), crops, held, args.steps, t["lr"])

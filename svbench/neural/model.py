@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svbench.neural.modules import CausalConv1d, Shortcut, Upsample, decoder, encoder
+from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -76,8 +76,8 @@ class NeuralCodec(nn.Module):
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
         if cfg["shortcut"]:
-            self.encoder = Shortcut(enc, CausalConv1d(1, cfg["dim"], 2 * self.hop, stride=self.hop))
-            self.decoder = Shortcut(dec, Upsample(cfg["dim"], 1, self.hop, 2 * self.hop))
+            analysis, synthesis = frame_transform(cfg["dim"], self.hop)
+            self.encoder, self.decoder = Shortcut(enc, analysis), Shortcut(dec, synthesis)
 
     @property
     def frame_rate(self) -> float:

@@ -108,6 +108,11 @@ def decoder(channels: int, dim: int, strides: list[int], dilations: list[int], u
     return Stack(*layers)
 
 
+def frame_transform(dim: int, hop: int) -> tuple[CausalConv1d, Upsample]:
+    """The linear path of ``Shortcut``: analysis over the current and the previous frame, overlapping synthesis."""
+    return CausalConv1d(1, dim, 2 * hop, stride=hop), Upsample(dim, 1, hop, 2 * hop)
+
+
 class Shortcut(nn.Module):
     """A deep path plus a linear one (a strided conv over two frames in the encoder, an overlapping
     transposed conv in the decoder), summed. The linear path learns a frame transform within a few hundred
