@@ -102,7 +102,7 @@ class Crops:
             clip = self.clips[rng.choice(len(self.clips), p=self.weights)]
             start = int(rng.integers(0, max(len(clip) - need, 0) + 1))
             piece = clip[start: start + need]
-            if len(piece) and np.sqrt(np.mean(piece**2)) > 10 ** (-45 / 20):
+            if audio.rms_dbfs(piece) > -45:
                 break
         return piece
 
