@@ -68,8 +68,8 @@ def main() -> None:
 
     def deep() -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(0)
-        return (encoder(m["channels"], m["dim"], m["strides"], m["dilations"]),
-                decoder(m["channels"], m["dim"], m["strides"], m["dilations"], m["up_overlap"]))
+        return (encoder(m["channels"], m["dim"], m["strides"], m["dilations"], m["activation"]),
+                decoder(m["channels"], m["dim"], m["strides"], m["dilations"], m["up_overlap"], m["activation"]))
 
     def linear() -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(0)

@@ -26,7 +26,8 @@ from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"channels": 4, "dim": 16}
-CARD_ARCH = {"up_overlap": True, "shortcut": True}  # what the shipped cards use: overlapping upsampling, linear path
+# what the svcodec card uses: overlapping upsampling, linear path, leaky ReLU (soundstream: the same with ELU)
+CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
 
 
 def speechlike(n: int, seed: int = 0) -> np.ndarray:
@@ -73,7 +74,7 @@ def test_shapes(kind: str) -> None:
     assert m.decode_audio(c).shape == (7 * 160,)
 
 
-@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "overlap+shortcut"])
+@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "card"])
 def test_causal(arch: dict) -> None:
     """Changing the input from sample t on leaves every output sample before t's frame unchanged."""
     m = model(arch=arch)
@@ -155,11 +156,24 @@ def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
     with pytest.raises(CodecError, match="another model config.*channels: checkpoint 4 vs card 8"):
         codec.encode(speechlike(800), Bitrate.parse("1k"))
     ss = SoundStreamCodec(card_for("soundstream", tmp_path / "model.safetensors", SMALL))
-    with pytest.raises(CodecError, match="codebook"):  # factorized checkpoint, ema card
+    # an svcodec checkpoint under the soundstream card
+    with pytest.raises(CodecError, match="activation: checkpoint 'leaky_relu' vs card 'elu'"):
         ss.prepare()
 
 
-@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "overlap+shortcut"])
+def test_checkpoint_older_than_an_option_takes_its_default(tmp_path: Path) -> None:
+    # A checkpoint written before a model option existed has no value for it; it was built with the default.
+    cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny")
+    del cfg["model"]["activation"]
+    checkpoint.export(NeuralCodec(cfg["model"]), cfg, tmp_path, {"step": 0})
+    old = cfg["model"] | {"activation": "elu"}
+    model_, _ = checkpoint.load_export(tmp_path, want_model=old)
+    assert model_.cfg["activation"] == "elu"
+    with pytest.raises(checkpoint.CheckpointError, match="activation: checkpoint 'elu' vs card 'leaky_relu'"):
+        checkpoint.load_export(tmp_path, want_model=old | {"activation": "leaky_relu"})
+
+
+@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "card"])
 @pytest.mark.parametrize("kind", ["factorized", "ema"])
 def test_streaming_equals_offline(kind: str, arch: dict) -> None:
     m = model(kind, arch=arch)
@@ -203,8 +217,30 @@ def test_rvq_codebook_use(kind: str) -> None:
             rvq.reseed_dead(0.05, gen)
     used = rvq.usage_stats()
     assert used[0] > 0.5, used  # perplexity above half the codebook
-    assert float(err) < 0.5 * first_err
+    assert err.item() < 0.5 * first_err
     assert len(torch.unique(codes[0, 0])) > size // 2
+
+
+def test_usage_loss_measures_and_raises_codebook_use() -> None:
+    """The codebook loss is 1 - H(average soft assignment) / log K: near 1 when every vector sits on one code,
+    near 0 when each code is hit once (a uniform average); its gradient alone, on the encoder's output (the
+    input here), spreads the vectors over more codes. EMA codebooks (svcodec's), whose codes are latent
+    vectors themselves, so "sits on a code" is exact."""
+    torch.manual_seed(0)
+    size, dim = 64, 16
+    stage = RVQ(dim, 1, size, "ema", temperature=0.1).stages[0].eval()
+    codes = stage.lookup(torch.arange(size)).detach()
+    one = torch.ones(size)
+    assert stage(codes[:1].repeat(size, 1), one, 0.1)[2]["usage"] > 0.8
+    assert stage(codes, one, 0.1)[2]["usage"] < 0.1
+    z = (codes[:2].repeat(size // 2, 1) + 0.01 * torch.randn(size, dim)).requires_grad_()
+    before = len(torch.unique(stage.nearest(z)))
+    opt = torch.optim.SGD([z], lr=1.0)
+    for _ in range(50):
+        opt.zero_grad()
+        stage(z, one, 0.1)[2]["usage"].backward()
+        opt.step()
+    assert before <= 2 and len(torch.unique(stage.nearest(z))) > 8
 
 
 def _export_card_model(folder: Path, codec: str = "svcodec") -> None:

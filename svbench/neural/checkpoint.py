@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from svbench.neural.model import NeuralCodec, config_hash
+from svbench.neural.model import MODEL_DEFAULTS, NeuralCodec, config_hash, merge
 
 TRAINING_ONLY = ("ema_sum", "ema_count", "usage")  # buffers the decoder never needs
 SHIPPED = Path(__file__).resolve().parent / "checkpoints"
@@ -77,9 +77,12 @@ def load_export(path: Path, want_model: dict[str, Any] | None = None) -> tuple[N
     cfg = json.loads(meta["config"])
     if config_hash(cfg) != meta.get("config_hash"):
         raise CheckpointError(f"{path}: config hash mismatch (the file was edited or damaged)")
-    if want_model is not None and config_hash(want_model) != config_hash(cfg["model"]):
-        diffs = [f"{k}: checkpoint {cfg['model'].get(k)!r} vs card {want_model.get(k)!r}"
-                 for k in sorted(set(want_model) | set(cfg["model"])) if want_model.get(k) != cfg["model"].get(k)]
+    # an option newer than the checkpoint is absent from its config and takes its default, as in NeuralCodec
+    have = merge(MODEL_DEFAULTS, cfg["model"])
+    if want_model is not None and config_hash(merge(MODEL_DEFAULTS, want_model)) != config_hash(have):
+        want = merge(MODEL_DEFAULTS, want_model)
+        diffs = [f"{k}: checkpoint {have.get(k)!r} vs card {want.get(k)!r}"
+                 for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k)]
         raise CheckpointError(f"{path}: checkpoint was trained with another model config "
                               f"(recipe {cfg.get('recipe')!r}); differs in {'; '.join(diffs)}")
     model = NeuralCodec(cfg["model"])

@@ -23,11 +23,12 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dilations": [1, 3, 9],
     "n_q": 8,
     "codebook_size": 1024,
-    "codebook": "factorized",  # factorized (SVCODEC) | ema (SoundStream)
-    "code_dim": 8,
-    "temperature": 1.0,
+    "codebook": "factorized",  # factorized (codes learned by gradient) | ema (k-means; SoundStream's, svcodec's card)
+    "code_dim": 8,  # factorized only
+    "temperature": 1.0,  # of the codebook loss's soft assignment, relative to the mean code distance
     "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
     "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
+    "activation": "elu",  # elu (SEANet) | leaky_relu (slope 0.1, HiFi-GAN; no exp, faster on CPU)
 }
 
 
@@ -69,10 +70,11 @@ class NeuralCodec(nn.Module):
         self.hop = int(math.prod(cfg["strides"]))
         self.n_q = int(cfg["n_q"])
         self.bits_per_code = int(math.log2(cfg["codebook_size"]))
-        enc = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"])
+        enc = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"])
         self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
                              cfg["temperature"])
-        dec = decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"])
+        dec = decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"],
+                      cfg["activation"])
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
         if cfg["shortcut"]:

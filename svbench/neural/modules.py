@@ -58,25 +58,41 @@ class Upsample(nn.ConvTranspose1d):
         return y[..., :n] + self.bias[:, None]
 
 
-class ResUnit(nn.Module):
-    def __init__(self, ch: int, dilation: int, kernel: int = 3):
+def leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.1)
+
+
+# ELU is SEANet's (SoundStream's) choice; leaky ReLU (HiFi-GAN's) computes no exp, which makes the
+# whole model ~20% faster on CPU, where ELU took a quarter of the inference time.
+ACTIVATIONS = {"elu": F.elu, "leaky_relu": leaky_relu}
+
+
+class Act(nn.Module):
+    def __init__(self, name: str = "elu"):
         super().__init__()
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {name!r} ({' | '.join(ACTIVATIONS)})")
+        self.fn = ACTIVATIONS[name]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        return self.fn(x)
+
+
+class ResUnit(nn.Module):
+    def __init__(self, ch: int, dilation: int, kernel: int = 3, activation: str = "elu"):
+        super().__init__()
+        self.act = Act(activation)
         self.conv1 = CausalConv1d(ch, ch // 2, kernel, dilation=dilation)
         self.conv2 = CausalConv1d(ch // 2, ch, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+        return x + self.conv2(self.act(self.conv1(self.act(x))))
 
     def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        return x + self.conv2.step(F.elu(self.conv1.step(F.elu(x), state)), state)
-
-
-class Act(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.elu(x)
-
-    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        return F.elu(x)
+        return x + self.conv2.step(self.act(self.conv1.step(self.act(x), state)), state)
 
 
 class Stack(nn.Sequential):
@@ -86,25 +102,26 @@ class Stack(nn.Sequential):
         return x
 
 
-def encoder(channels: int, dim: int, strides: list[int], dilations: list[int]) -> Stack:
+def encoder(channels: int, dim: int, strides: list[int], dilations: list[int], activation: str = "elu") -> Stack:
     layers: list[nn.Module] = [CausalConv1d(1, channels, 7)]
     ch = channels
     for s in strides:
-        layers += [ResUnit(ch, d) for d in dilations]
-        layers += [Act(), CausalConv1d(ch, ch * 2, 2 * s, stride=s)]
+        layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+        layers += [Act(activation), CausalConv1d(ch, ch * 2, 2 * s, stride=s)]
         ch *= 2
-    layers += [Act(), CausalConv1d(ch, dim, 3)]
+    layers += [Act(activation), CausalConv1d(ch, dim, 3)]
     return Stack(*layers)
 
 
-def decoder(channels: int, dim: int, strides: list[int], dilations: list[int], up_overlap: bool = False) -> Stack:
+def decoder(channels: int, dim: int, strides: list[int], dilations: list[int], up_overlap: bool = False,
+            activation: str = "elu") -> Stack:
     ch = channels * 2 ** len(strides)
     layers: list[nn.Module] = [CausalConv1d(dim, ch, 7)]
     for s in reversed(strides):
-        layers += [Act(), Upsample(ch, ch // 2, s, 2 * s if up_overlap else s)]
+        layers += [Act(activation), Upsample(ch, ch // 2, s, 2 * s if up_overlap else s)]
         ch //= 2
-        layers += [ResUnit(ch, d) for d in dilations]
-    layers += [Act(), CausalConv1d(ch, 1, 7)]
+        layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    layers += [Act(activation), CausalConv1d(ch, 1, 7)]
     return Stack(*layers)
 
 

@@ -1,12 +1,15 @@
 """Residual vector quantizer: one stack of codebooks, any prefix of it selects a bitrate.
 
 Two codebook kinds:
-- ``factorized`` (SVCODEC): each stage projects the residual to a small space, L2-normalises it, and looks
-  up the nearest code by cosine; codebooks learn by gradient (codebook + commitment loss, straight-through).
-  A usage loss (negative entropy of the batch-average soft assignment) raises codebook use; dead codes are
-  re-seeded from recent residuals.
-- ``ema`` (SoundStream): codebooks in the latent space updated by exponential moving averages
-  (online k-means), commitment loss only, dead codes replaced the same way.
+- ``factorized``: each stage projects the residual to a small space, L2-normalises it, and looks up the
+  nearest code by cosine; codebooks learn by gradient (codebook + commitment loss, straight-through).
+- ``ema`` (SoundStream, and svcodec's cards): codebooks in the latent space updated by exponential moving
+  averages (online k-means), commitment loss only.
+Both kinds re-seed dead codes from recent residuals. Both also return a usage loss, SVCODEC's codebook loss:
+one minus the normalised entropy of the batch-average soft assignment softmax(-d / (T * mean d)), where d
+are the squared distances to the codes; scaling by the mean distance makes the temperature T mean the same
+in any latent scale. Its gradient moves the encoder's outputs (and, for ``factorized``, the codes) so that
+more codes are used.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ class Stage(nn.Module):
         """(vectors to quantize, codebook) in the lookup space. r: (N, dim)."""
         if self.kind == "factorized":
             return F.normalize(self.proj_in(r), dim=-1), F.normalize(self.codebook, dim=-1)
-        return r, self.codebook
+        return r, self.codebook.clone()  # a copy: the EMA update changes the buffer before backward
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (N,) -> latent vectors (N, dim)."""
@@ -60,11 +63,12 @@ class Stage(nn.Module):
         denom = weight.sum().clamp(min=1.0)
         w = weight[:, None]
         losses = {"commit": ((z - zq.detach()).pow(2) * w).sum() / denom / z.shape[-1]}
+        scale = temperature * dist.detach().mean().clamp(min=1e-8)
+        probs = (F.softmax(-dist / scale, dim=-1) * w).sum(0) / denom
+        entropy = -(probs * torch.log(probs + 1e-10)).sum()
+        losses["usage"] = 1.0 - entropy / math.log(self.size)
         if self.kind == "factorized":
             losses["codebook"] = ((zq - z.detach()).pow(2) * w).sum() / denom / z.shape[-1]
-            probs = (F.softmax(-dist / temperature, dim=-1) * w).sum(0) / denom
-            entropy = -(probs * torch.log(probs + 1e-10)).sum()
-            losses["usage"] = 1.0 - entropy / math.log(self.size)
             zq = z + (zq - z).detach()
             q = self.proj_out(zq)
         else:

@@ -174,7 +174,7 @@ class Trainer:
             total = total + t["w_wave"] * wave
             row["wave"] = wave.item()
         for k in ("commit", "codebook", "usage"):
-            if k in qloss:
+            if k in qloss and t[f"w_{k}"]:
                 total = total + t[f"w_{k}"] * qloss[k]
                 row[k] = qloss[k].item()
         if step >= t["adv_start"]:
