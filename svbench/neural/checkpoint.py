@@ -79,8 +79,8 @@ def load_export(path: Path, want_model: dict[str, Any] | None = None) -> tuple[N
         raise CheckpointError(f"{path}: config hash mismatch (the file was edited or damaged)")
     # an option newer than the checkpoint is absent from its config and takes its default, as in NeuralCodec
     have = merge(MODEL_DEFAULTS, cfg["model"])
-    if want_model is not None and config_hash(merge(MODEL_DEFAULTS, want_model)) != config_hash(have):
-        want = merge(MODEL_DEFAULTS, want_model)
+    want = merge(MODEL_DEFAULTS, want_model) if want_model is not None else have
+    if config_hash(want) != config_hash(have):
         diffs = [f"{k}: checkpoint {have.get(k)!r} vs card {want.get(k)!r}"
                  for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k)]
         raise CheckpointError(f"{path}: checkpoint was trained with another model config "

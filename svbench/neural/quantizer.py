@@ -41,7 +41,7 @@ class Stage(nn.Module):
         """(vectors to quantize, codebook) in the lookup space. r: (N, dim)."""
         if self.kind == "factorized":
             return F.normalize(self.proj_in(r), dim=-1), F.normalize(self.codebook, dim=-1)
-        return r, self.codebook.clone()  # a copy: the EMA update changes the buffer before backward
+        return r, self.codebook
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (N,) -> latent vectors (N, dim)."""
@@ -54,19 +54,23 @@ class Stage(nn.Module):
         dist = z.pow(2).sum(-1, keepdim=True) - 2 * z @ cb.t() + cb.pow(2).sum(-1)[None]
         return dist.argmin(-1)
 
-    def forward(self, r: torch.Tensor, weight: torch.Tensor, temperature: float) -> tuple:
-        """r: (N, dim) residual; weight: (N,) 1 where this stage is in use. Returns (q, codes, losses)."""
+    def forward(self, r: torch.Tensor, weight: torch.Tensor, temperature: float, usage: bool = True) -> tuple:
+        """r: (N, dim) residual; weight: (N,) 1 where this stage is in use. Returns (q, codes, losses);
+        the usage loss only with ``usage``."""
         z, cb = self._space(r)
+        if self.kind == "ema" and self.training:
+            cb = cb.clone()  # the EMA update below changes the buffer before backward needs it
         dist = z.pow(2).sum(-1, keepdim=True) - 2 * z @ cb.t() + cb.pow(2).sum(-1)[None]
         codes = dist.argmin(-1)
         zq = cb[codes]
         denom = weight.sum().clamp(min=1.0)
         w = weight[:, None]
         losses = {"commit": ((z - zq.detach()).pow(2) * w).sum() / denom / z.shape[-1]}
-        scale = temperature * dist.detach().mean().clamp(min=1e-8)
-        probs = (F.softmax(-dist / scale, dim=-1) * w).sum(0) / denom
-        entropy = -(probs * torch.log(probs + 1e-10)).sum()
-        losses["usage"] = 1.0 - entropy / math.log(self.size)
+        if usage:
+            scale = temperature * dist.detach().mean().clamp(min=1e-8)
+            probs = (F.softmax(-dist / scale, dim=-1) * w).sum(0) / denom
+            entropy = -(probs * torch.log(probs + 1e-10)).sum()
+            losses["usage"] = 1.0 - entropy / math.log(self.size)
         if self.kind == "factorized":
             losses["codebook"] = ((zq - z.detach()).pow(2) * w).sum() / denom / z.shape[-1]
             zq = z + (zq - z).detach()
@@ -113,6 +117,7 @@ class RVQ(nn.Module):
                  temperature: float = 1.0):
         super().__init__()
         self.n_q, self.size, self.temperature = n_q, size, temperature
+        self.usage_loss = True  # compute the usage loss; a trainer that gives it no weight turns it off
         self.stages = nn.ModuleList(Stage(dim, size, kind, code_dim) for _ in range(n_q))
         self.last_residuals: list[torch.Tensor] = []
 
@@ -129,7 +134,7 @@ class RVQ(nn.Module):
             if weight.sum() == 0:
                 break
             self.last_residuals.append(r.detach()[weight > 0])
-            q, c, losses = stage(r, weight, self.temperature)
+            q, c, losses = stage(r, weight, self.temperature, self.usage_loss)
             out = out + q * weight[:, None]
             r = r - q.detach() * weight[:, None] if stage.kind == "ema" else r - q * weight[:, None]
             codes.append(c.view(b, t))

@@ -91,6 +91,7 @@ class Trainer:
             torch.set_num_threads(int(self.t["threads"]))
         torch.manual_seed(self.t["seed"])
         self.model = NeuralCodec(self.cfg["model"]).to(self.device)
+        self.model.quantizer.usage_loss = bool(self.t["w_usage"])  # soundstream's recipes give it no weight
         self.disc = Discriminators(self.t["discriminators"], self.t["disc_channels"]).to(self.device)
         self.opt_g = torch.optim.Adam(self.model.parameters(), self.t["lr"], betas=tuple(self.t["betas"]))
         self.opt_d = torch.optim.Adam(self.disc.parameters(), self.t["lr_d"], betas=tuple(self.t["betas"]))
