@@ -32,6 +32,18 @@ GRID = {  # codec -> bitrates (Codec 2 and Opus at their nearest operating point
 }
 
 
+def svbench_run(args: list[str], manifest: Path, metrics: str, workspace: Path) -> list[dict]:
+    """`svbench run ARGS` on a manifest at 8 kHz; its summary rows."""
+    cmd = [sys.executable, "-m", "svbench", "run", *args, "--dataset", str(manifest), "--metrics", metrics,
+           "--eval-sr", "8000", "--workspace", str(workspace), "--json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    try:
+        return list(json.loads(done.stdout)["summary"])
+    except json.JSONDecodeError:
+        print(done.stderr[-2000:], file=sys.stderr)
+        raise
+
+
 def held_out(out: Path, clips: int, max_s: float) -> Path:
     root = data.speech_root() / "librispeech"
     table = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
@@ -57,16 +69,8 @@ def main() -> None:
     manifest = held_out(work / "heldout.csv", args.clips, args.max_seconds)
     summary = []
     for codec in args.codecs.split(","):
-        cmd = [sys.executable, "-m", "svbench", "run", "--codec", codec, "--bitrate", GRID[codec], "--dataset",
-               str(manifest), "--metrics", args.metrics, "--eval-sr", "8000", "--workspace", str(work / "ws"),
-               "--workers", str(args.workers), "--json"]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        try:
-            result = json.loads(done.stdout)
-        except json.JSONDecodeError:
-            print(done.stderr[-2000:], file=sys.stderr)
-            raise
-        for row in result["summary"]:
+        run_args = ["--codec", codec, "--bitrate", GRID[codec], "--workers", str(args.workers)]
+        for row in svbench_run(run_args, manifest, args.metrics, work / "ws"):
             summary.append(row)
             kbps = row.get("measured_kbps", row.get("kbps")) or 0.0
             n_ok = row.get("n_ok", row.get("ok"))

@@ -18,22 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from svcodec_quality import svbench_run  # beside this file
 
 from svbench.neural import data
 
 OURS = {"svcodec": "1k,2k,3k,4k", "soundstream": "1k,2k,3k,4k"}
 PAPER_SYSTEMS = ["1 SVCODEC", "3 Codec2", "5 Opus"]
-
-
-def svbench_run(args: list[str], manifest: Path, metrics: str, work: Path) -> list[dict]:
-    cmd = [sys.executable, "-m", "svbench", "run", *args, "--dataset", str(manifest), "--metrics", metrics,
-           "--eval-sr", "8000", "--workspace", str(work), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    try:
-        return json.loads(done.stdout)["summary"]
-    except json.JSONDecodeError:
-        print(done.stderr[-2000:], file=sys.stderr)
-        raise
 
 
 def main() -> None:
