@@ -5,7 +5,7 @@ Two codebook kinds:
   nearest code by cosine; codebooks learn by gradient (codebook + commitment loss, straight-through).
 - ``ema`` (SoundStream, and svcodec's cards): codebooks in the latent space updated by exponential moving
   averages (online k-means), commitment loss only.
-Both kinds re-seed dead codes from recent residuals. Both also return a usage loss, SVCODEC's codebook loss:
+Both kinds re-seed dead codes from recent residuals. Both can return a usage loss, SVCODEC's codebook loss:
 one minus the normalised entropy of the batch-average soft assignment softmax(-d / (T * mean d)), where d
 are the squared distances to the codes; scaling by the mean distance makes the temperature T mean the same
 in any latent scale. Its gradient moves the encoder's outputs (and, for ``factorized``, the codes) so that
