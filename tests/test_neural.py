@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"channels": 4, "dim": 16}
 # what the svcodec card uses: overlapping upsampling, linear path, leaky ReLU (soundstream: the same with ELU)
 CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
+# the low-rate decoder with an inverse-STFT head (svcodec's tiny recipe)
+ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "head_channels": 32}
+ARCHS = pytest.mark.parametrize("arch", [{}, CARD_ARCH, ISTFT_ARCH], ids=["plain", "card", "istft"])
 
 
 def speechlike(n: int, seed: int = 0) -> np.ndarray:
@@ -74,7 +77,7 @@ def test_shapes(kind: str) -> None:
     assert m.decode_audio(c).shape == (7 * 160,)
 
 
-@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "card"])
+@ARCHS
 def test_causal(arch: dict) -> None:
     """Changing the input from sample t on leaves every output sample before t's frame unchanged."""
     m = model(arch=arch)
@@ -173,7 +176,7 @@ def test_checkpoint_older_than_an_option_takes_its_default(tmp_path: Path) -> No
         checkpoint.load_export(tmp_path, want_model=old | {"activation": "leaky_relu"})
 
 
-@pytest.mark.parametrize("arch", [{}, CARD_ARCH], ids=["plain", "card"])
+@ARCHS
 @pytest.mark.parametrize("kind", ["factorized", "ema"])
 def test_streaming_equals_offline(kind: str, arch: dict) -> None:
     m = model(kind, arch=arch)

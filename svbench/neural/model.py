@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform
+from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -29,6 +29,10 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
     "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
     "activation": "elu",  # elu (SEANet) | leaky_relu (slope 0.1, HiFi-GAN; no exp, faster on CPU)
+    "head": "wave",  # wave (SEANet decoder up to the sample rate) | istft (low-rate decoder + inverse-STFT head)
+    "istft_fft": 160,  # istft head: FFT size and hop, in samples
+    "istft_hop": 40,
+    "head_channels": 128,  # istft decoder width at the frame rate (halved after its upsampling)
 }
 
 
@@ -73,8 +77,10 @@ class NeuralCodec(nn.Module):
         enc = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"])
         self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
                              cfg["temperature"])
-        dec = decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"],
-                      cfg["activation"])
+        dec = (istft_decoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
+                             cfg["istft_hop"], cfg["activation"]) if cfg["head"] == "istft" else
+               decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"],
+                       cfg["activation"]))
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
         if cfg["shortcut"]:

@@ -125,6 +125,53 @@ def decoder(channels: int, dim: int, strides: list[int], dilations: list[int], u
     return Stack(*layers)
 
 
+class ISTFTHead(nn.Module):
+    """Vocos-style output layer: per frame, log-magnitudes and phases of ``n_fft // 2 + 1`` bins ->
+    inverse FFT -> Hann window -> overlap-add with hop ``hop``. Causal like ``Upsample`` with overlap: frame t
+    writes samples [t*hop, t*hop + n_fft); the part past its own hop is carried into the next frames."""
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self.register_buffer("eye", torch.eye(n_fft)[:, None, :], persistent=False)
+
+    def _overlap_add(self, x: torch.Tensor) -> torch.Tensor:
+        log_mag, phase = x.float().chunk(2, dim=1)
+        spec = torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)
+        frames = torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[:, None]
+        return F.conv_transpose1d(frames, self.eye, stride=self.hop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._overlap_add(x)[..., : x.shape[-1] * self.hop]
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        y = self._overlap_add(x)
+        tail = state.get(id(self))
+        if tail is not None:
+            y[..., : tail.shape[-1]] += tail
+        n = x.shape[-1] * self.hop
+        state[id(self)] = y[..., n:]
+        return y[..., :n]
+
+
+def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft: int, head_hop: int,
+                  activation: str = "elu") -> Stack:
+    """A decoder that works at low rates only: residual units at the frame rate and at the head's rate
+    (one causal upsampling between), then ``ISTFTHead``. No layer runs at the waveform rate."""
+    if hop % head_hop:
+        raise ValueError(f"istft_hop {head_hop} must divide the frame hop {hop}")
+    up, ch = hop // head_hop, channels
+    layers: list[nn.Module] = [CausalConv1d(dim, ch, 7)]
+    layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    if up > 1:
+        layers += [Act(activation), Upsample(ch, ch // 2, up, 2 * up)]
+        ch //= 2
+        layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    layers += [Act(activation), CausalConv1d(ch, n_fft + 2, 3), ISTFTHead(n_fft, head_hop)]
+    return Stack(*layers)
+
+
 def frame_transform(dim: int, hop: int) -> tuple[CausalConv1d, Upsample]:
     """The linear path of ``Shortcut``: analysis over the current and the previous frame, overlapping synthesis."""
     return CausalConv1d(1, dim, 2 * hop, stride=hop), Upsample(dim, 1, hop, 2 * hop)
