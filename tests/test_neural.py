@@ -29,7 +29,7 @@ SMALL = {"channels": 4, "dim": 16}
 # what the svcodec card uses: overlapping upsampling, linear path, leaky ReLU (soundstream: the same with ELU)
 CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
 # the low-rate decoder with an inverse-STFT head (svcodec's tiny recipe)
-ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "head_channels": 32}
+ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "front": "stft", "head_channels": 32}
 ARCHS = pytest.mark.parametrize("arch", [{}, CARD_ARCH, ISTFT_ARCH], ids=["plain", "card", "istft"])
 
 

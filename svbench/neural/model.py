@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder
+from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -33,6 +33,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "istft_fft": 160,  # istft head: FFT size and hop, in samples
     "istft_hop": 40,
     "head_channels": 128,  # istft decoder width at the frame rate (halved after its upsampling)
+    "front": "wave",  # wave (SEANet encoder from the sample rate) | stft (STFT frames, istft_fft/istft_hop)
 }
 
 
@@ -74,7 +75,9 @@ class NeuralCodec(nn.Module):
         self.hop = int(math.prod(cfg["strides"]))
         self.n_q = int(cfg["n_q"])
         self.bits_per_code = int(math.log2(cfg["codebook_size"]))
-        enc = encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"])
+        enc = (stft_encoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
+                            cfg["istft_hop"], cfg["activation"]) if cfg["front"] == "stft" else
+               encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"]))
         self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
                              cfg["temperature"])
         dec = (istft_decoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],

@@ -155,6 +155,50 @@ class ISTFTHead(nn.Module):
         return y[..., :n]
 
 
+class STFTFrontend(nn.Module):
+    """Causal STFT analysis: frame t is the Hann-windowed ``n_fft`` samples ending at sample (t+1)*hop, as
+    power-law-compressed complex spectra (real and imaginary parts, |X|^0.3 with X's phase)."""
+
+    def __init__(self, n_fft: int, hop: int):
+        super().__init__()
+        self.n_fft, self.hop, self.pad = n_fft, hop, n_fft - hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x[:, 0].unfold(-1, self.n_fft, self.hop) * self.window  # (B, F, n_fft)
+        spec = torch.fft.rfft(frames, dim=-1)
+        spec = spec * (spec.abs() + 1e-5) ** -0.7
+        return torch.cat([spec.real, spec.imag], dim=-1).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._features(F.pad(x, (self.pad, 0)))
+
+    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
+        past = state.get(id(self))
+        if past is None:
+            past = x.new_zeros(x.shape[0], x.shape[1], self.pad)
+        full = torch.cat([past, x], dim=-1)
+        state[id(self)] = full[..., full.shape[-1] - self.pad:]
+        return self._features(full)
+
+
+def stft_encoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft: int, front_hop: int,
+                 activation: str = "elu") -> Stack:
+    """The mirror of ``istft_decoder``: causal STFT frames, residual units at their rate, one strided
+    down-sampling to the frame rate, residual units there."""
+    if hop % front_hop:
+        raise ValueError(f"istft_hop {front_hop} must divide the frame hop {hop}")
+    down, ch = hop // front_hop, channels // 2 if hop > front_hop else channels
+    layers: list[nn.Module] = [STFTFrontend(n_fft, front_hop), CausalConv1d(n_fft + 2, ch, 3)]
+    layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    if down > 1:
+        layers += [Act(activation), CausalConv1d(ch, ch * 2, 2 * down, stride=down)]
+        ch *= 2
+        layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    layers += [Act(activation), CausalConv1d(ch, dim, 3)]
+    return Stack(*layers)
+
+
 def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft: int, head_hop: int,
                   activation: str = "elu") -> Stack:
     """A decoder that works at low rates only: residual units at the frame rate and at the head's rate
