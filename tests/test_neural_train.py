@@ -45,7 +45,7 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def smoke_config(codec: str = "svcodec", **train: object) -> dict:
     cfg = recipe_config(get_card("codecs", codec).data, "tiny")
-    cfg["model"].update(channels=4, dim=16)
+    cfg["model"].update(channels=4, dim=16, head_channels=16)
     base = dict(batch_size=4, segment_s=0.4, lr=3e-3, steps=40, adv_start=30, disc_channels=4, log_every=5,
                 valid_every=40, ckpt_every=20, valid_n_q=[8], reseed_every=10, threads=1)
     cfg["train"].update({**base, **train})
