@@ -77,6 +77,14 @@ def test_shapes(kind: str) -> None:
     assert m.decode_audio(c).shape == (7 * 160,)
 
 
+@pytest.mark.parametrize("bad", [{"istft_fft": 161}, {"istft_hop": 48}, {"istft_fft": 20}])
+def test_stft_stack_options_checked(bad: dict) -> None:
+    """An odd FFT size, a hop that does not divide the 160-sample frame, or an FFT shorter than its hop
+    cannot make a consistent STFT-domain stack: refused at construction, naming the options."""
+    with pytest.raises(ValueError, match="istft_fft .* / istft_hop"):
+        NeuralCodec({**SMALL, **ISTFT_ARCH, **bad})
+
+
 @ARCHS
 def test_causal(arch: dict) -> None:
     """Changing the input from sample t on leaves every output sample before t's frame unchanged."""

@@ -182,12 +182,17 @@ class STFTFrontend(nn.Module):
         return self._features(full)
 
 
+def _check_stft(n_fft: int, stft_hop: int, frame_hop: int) -> None:
+    if frame_hop % stft_hop or n_fft % 2 or n_fft < stft_hop:
+        raise ValueError(f"istft_fft {n_fft} / istft_hop {stft_hop}: the hop must divide the frame hop "
+                         f"{frame_hop}, and the FFT size must be even and at least the hop")
+
+
 def stft_encoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft: int, front_hop: int,
                  activation: str = "elu") -> Stack:
     """The mirror of ``istft_decoder``: causal STFT frames, residual units at their rate, one strided
     down-sampling to the frame rate, residual units there."""
-    if hop % front_hop:
-        raise ValueError(f"istft_hop {front_hop} must divide the frame hop {hop}")
+    _check_stft(n_fft, front_hop, hop)
     down, ch = hop // front_hop, channels // 2 if hop > front_hop else channels
     layers: list[nn.Module] = [STFTFrontend(n_fft, front_hop), CausalConv1d(n_fft + 2, ch, 3)]
     layers += [ResUnit(ch, d, activation=activation) for d in dilations]
@@ -203,8 +208,7 @@ def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft
                   activation: str = "elu") -> Stack:
     """A decoder that works at low rates only: residual units at the frame rate and at the head's rate
     (one causal upsampling between), then ``ISTFTHead``. No layer runs at the waveform rate."""
-    if hop % head_hop:
-        raise ValueError(f"istft_hop {head_hop} must divide the frame hop {hop}")
+    _check_stft(n_fft, head_hop, hop)
     up, ch = hop // head_hop, channels
     layers: list[nn.Module] = [CausalConv1d(dim, ch, 7)]
     layers += [ResUnit(ch, d, activation=activation) for d in dilations]
