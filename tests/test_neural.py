@@ -85,6 +85,12 @@ def test_stft_stack_options_checked(bad: dict) -> None:
         NeuralCodec({**SMALL, **ISTFT_ARCH, **bad})
 
 
+@pytest.mark.parametrize("bad", [{"head": "stft"}, {"front": "istft"}])
+def test_unknown_stack_kind_refused(bad: dict) -> None:
+    with pytest.raises(ValueError, match="unknown model option (head|front)"):
+        NeuralCodec({**SMALL, **bad})
+
+
 @ARCHS
 def test_causal(arch: dict) -> None:
     """Changing the input from sample t on leaves every output sample before t's frame unchanged."""

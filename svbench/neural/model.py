@@ -75,6 +75,9 @@ class NeuralCodec(nn.Module):
         self.hop = int(math.prod(cfg["strides"]))
         self.n_q = int(cfg["n_q"])
         self.bits_per_code = int(math.log2(cfg["codebook_size"]))
+        for key, kinds in (("front", ("wave", "stft")), ("head", ("wave", "istft"))):
+            if cfg[key] not in kinds:
+                raise ValueError(f"unknown model option {key} = {cfg[key]!r} ({' | '.join(kinds)})")
         enc = (stft_encoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
                             cfg["istft_hop"], cfg["activation"]) if cfg["front"] == "stft" else
                encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"]))
