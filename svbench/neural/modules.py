@@ -13,6 +13,27 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def with_past(x: torch.Tensor, state: dict, key: int, pad: int) -> torch.Tensor:
+    """Streaming left context: ``x`` preceded by the last ``pad`` samples of the previous chunk (zeros before
+    the first), remembering this chunk's last ``pad`` samples under ``key``."""
+    past = state.get(key)
+    if past is None:
+        past = x.new_zeros(x.shape[0], x.shape[1], pad)
+    full = torch.cat([past, x], dim=-1)
+    state[key] = full[..., full.shape[-1] - pad:] if pad else full[..., :0]
+    return full
+
+
+def carry_tail(y: torch.Tensor, n: int, state: dict, key: int) -> torch.Tensor:
+    """Streaming overlap-add: ``y`` is a chunk's ``n`` output samples plus the overlap it writes past them.
+    Adds the previous chunk's overlap to its start, keeps its own for the next chunk, returns the ``n``."""
+    tail = state.get(key)
+    if tail is not None:
+        y[..., : tail.shape[-1]] += tail
+    state[key] = y[..., n:]
+    return y[..., :n]
+
+
 class CausalConv1d(nn.Conv1d):
     """Conv1d padded on the left by ``(k-1)*d + 1 - s``; input length must be a multiple of the stride."""
 
@@ -24,13 +45,7 @@ class CausalConv1d(nn.Conv1d):
         return super().forward(F.pad(x, (self.pad, 0)))
 
     def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        key = id(self)
-        past = state.get(key)
-        if past is None:
-            past = x.new_zeros(x.shape[0], x.shape[1], self.pad)
-        full = torch.cat([past, x], dim=-1)
-        state[key] = full[..., full.shape[-1] - self.pad:] if self.pad else full[..., :0]
-        return super().forward(full)
+        return super().forward(with_past(x, state, id(self), self.pad))
 
 
 class Upsample(nn.ConvTranspose1d):
@@ -49,13 +64,8 @@ class Upsample(nn.ConvTranspose1d):
         if not self.overlap:
             return self(x)
         y = F.conv_transpose1d(x, self.weight, None, self.stride)
-        tail = state.get(id(self))
-        if tail is not None:
-            y[..., : self.overlap] += tail
-        n = x.shape[-1] * self.stride[0]
-        state[id(self)] = y[..., n:]
         assert self.bias is not None
-        return y[..., :n] + self.bias[:, None]
+        return carry_tail(y, x.shape[-1] * self.stride[0], state, id(self)) + self.bias[:, None]
 
 
 def leaky_relu(x: torch.Tensor) -> torch.Tensor:
@@ -146,13 +156,7 @@ class ISTFTHead(nn.Module):
         return self._overlap_add(x)[..., : x.shape[-1] * self.hop]
 
     def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        y = self._overlap_add(x)
-        tail = state.get(id(self))
-        if tail is not None:
-            y[..., : tail.shape[-1]] += tail
-        n = x.shape[-1] * self.hop
-        state[id(self)] = y[..., n:]
-        return y[..., :n]
+        return carry_tail(self._overlap_add(x), x.shape[-1] * self.hop, state, id(self))
 
 
 class STFTFrontend(nn.Module):
@@ -174,12 +178,7 @@ class STFTFrontend(nn.Module):
         return self._features(F.pad(x, (self.pad, 0)))
 
     def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        past = state.get(id(self))
-        if past is None:
-            past = x.new_zeros(x.shape[0], x.shape[1], self.pad)
-        full = torch.cat([past, x], dim=-1)
-        state[id(self)] = full[..., full.shape[-1] - self.pad:]
-        return self._features(full)
+        return self._features(with_past(x, state, id(self), self.pad))
 
 
 def _check_stft(n_fft: int, stft_hop: int, frame_hop: int) -> None:
