@@ -124,3 +124,23 @@ def test_crops_never_pad_with_zeros() -> None:
     batch = crops.batch(16, seed=1, step=0)
     assert batch.shape == (16, 6400) and np.all(batch != 0)
     np.testing.assert_array_equal(batch, crops.batch(16, seed=1, step=0))  # seeded: resume sees the same batch
+
+
+def test_build_overrides_change_one_option_and_refuse_unknown_keys() -> None:
+    from svbench.neural.build import apply_overrides, build
+
+    cfg = recipe_config(get_card("codecs", "svcodec").data, "tiny")
+    before = json.loads(json.dumps(cfg))
+    out = apply_overrides(cfg, ["train.lr_decay=0.99985", "model.strides=[2, 80]", "train.recon=mel",
+                                "train.reseed_threshold = 0.1"])
+    assert out["train"]["lr_decay"] == 0.99985 and out["model"]["strides"] == [2, 80]
+    assert out["train"]["recon"] == "mel" and out["train"]["reseed_threshold"] == 0.1
+    # every other option is the recipe's own
+    assert {k: v for k, v in out["train"].items() if k not in ("lr_decay", "recon", "reseed_threshold")} == \
+        {k: v for k, v in before["train"].items() if k not in ("lr_decay", "recon", "reseed_threshold")}
+    with pytest.raises(ValueError, match="'lr_decy'"):  # a typo must not be silently ignored
+        apply_overrides(cfg, ["train.lr_decy=1"])
+    with pytest.raises(ValueError, match="expected model.KEY=VALUE"):
+        apply_overrides(cfg, ["lr=1"])
+    with pytest.raises(ValueError, match="give --out"):  # the recipe's own folder holds `svbench run`'s model
+        build("svcodec", "tiny", overrides=["train.lr=1e-3"])

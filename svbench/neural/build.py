@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -10,15 +11,43 @@ from svbench.neural import checkpoint, data
 from svbench.neural.model import recipe_config
 
 
+def apply_overrides(cfg: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """``section.key=value`` items (section ``model`` or ``train``, value in TOML syntax, a bare word taken
+    as a string) applied to a recipe's configuration; a key the configuration does not know is refused."""
+    from svbench.neural.train import TRAIN_DEFAULTS
+
+    known = {"model": set(cfg["model"]), "train": set(cfg["train"]) | set(TRAIN_DEFAULTS)}
+    for item in items:
+        name, eq, text = item.partition("=")
+        section, _, key = name.strip().partition(".")
+        if not eq or section not in known or not key:
+            raise ValueError(f"--set {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        if key not in known[section]:
+            raise ValueError(f"--set {item!r}: {section} has no option {key!r} "
+                             f"(options: {', '.join(sorted(known[section]))})")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        cfg[section][key] = value
+    return cfg
+
+
 def build(codec: str, recipe: str | None = None, train_manifest: str | Path | None = None,
           valid_manifest: str | Path | None = None, steps: int | None = None, out: str | Path | None = None,
-          log: Any = print, progress: bool = True) -> Path:
-    """Train ``codec`` with ``recipe`` (default: the card's) into ``out``; resumes if ``out`` holds a run."""
+          log: Any = print, progress: bool = True, overrides: list[str] | None = None) -> Path:
+    """Train ``codec`` with ``recipe`` (default: the card's) into ``out``; resumes if ``out`` holds a run.
+    ``overrides`` (``train.lr=1e-3``, ...) change the recipe for an experiment; they need their own ``out``."""
     from svbench.neural.train import Trainer
 
     card = get_card("codecs", codec)
     recipe = recipe or card.params.get("recipe", "tiny")
     cfg = recipe_config(card.data, recipe)
+    if overrides:
+        if out is None:
+            raise ValueError("--set changes the recipe, so give --out: the recipe's own folder holds the "
+                             "checkpoint that `svbench run` uses")
+        cfg = apply_overrides(cfg, overrides)
     if steps is not None:
         cfg["train"]["steps"] = int(steps)
     target = Path(out) if out else checkpoint.default_dir(codec, recipe)
@@ -32,7 +61,8 @@ def build(codec: str, recipe: str | None = None, train_manifest: str | Path | No
     for m in (train_manifest, valid_manifest):
         if m is not None:
             data.refuse_held_out(Path(m))
-    log(f"building {codec} (recipe {recipe}, {t['steps']} steps) into {target}; "
+    changed = f", with {', '.join(overrides)}" if overrides else ""
+    log(f"building {codec} (recipe {recipe}{changed}, {t['steps']} steps) into {target}; "
         f"train: {train_manifest}; validation: {valid_manifest}")
     trainer = Trainer(cfg, target, Path(train_manifest), Path(valid_manifest) if valid_manifest else None,
                       log=log, progress=progress)

@@ -15,6 +15,9 @@ def add_build_parser(sub: Any) -> None:
     b.add_argument("--steps", type=int, help="train to this many steps (default: the recipe's)")
     b.add_argument("--out", help="output folder (default: $SVBENCH_MODELS or ~/.cache/svbench/models/CODEC/RECIPE); "
                    "a folder holding last.pt resumes from it")
+    b.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                   help="change one recipe option for an experiment, e.g. --set train.lr=1e-3 --set model.dim=32 "
+                   "(TOML values; needs --out)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -24,8 +27,8 @@ def cmd_build(args: argparse.Namespace, console: Any) -> int:
 
     try:
         path = build(args.codec, args.recipe, args.data, args.valid, args.steps, args.out,
-                     log=lambda m: console.print(m), progress=not args.quiet)
-    except CheckpointError as err:
+                     log=lambda m: console.print(m), progress=not args.quiet, overrides=args.overrides)
+    except (CheckpointError, ValueError) as err:
         console.print(f"[red]svbench build: {err}[/red]")
         return 2
     console.print(f"checkpoint: {path}")
