@@ -140,6 +140,8 @@ def test_build_overrides_change_one_option_and_refuse_unknown_keys() -> None:
         {k: v for k, v in before["train"].items() if k not in ("lr_decay", "recon", "reseed_threshold")}
     with pytest.raises(ValueError, match="'lr_decy'"):  # a typo must not be silently ignored
         apply_overrides(cfg, ["train.lr_decy=1"])
+    with pytest.raises(ValueError, match="takes a float"):  # a mistyped number is not taken as a string
+        apply_overrides(cfg, ["train.lr=1e-3x"])
     with pytest.raises(ValueError, match="expected model.KEY=VALUE"):
         apply_overrides(cfg, ["lr=1"])
     with pytest.raises(ValueError, match="give --out"):  # the recipe's own folder holds `svbench run`'s model

@@ -29,6 +29,10 @@ def apply_overrides(cfg: dict[str, Any], items: list[str]) -> dict[str, Any]:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
+        old = cfg[section].get(key, TRAIN_DEFAULTS.get(key) if section == "train" else None)
+        if isinstance(value, str) and old is not None and not isinstance(old, str):
+            raise ValueError(f"--set {item!r}: {key} takes a {type(old).__name__} ({old!r} now), "
+                             f"and {text.strip()!r} is not a TOML value")
         cfg[section][key] = value
     return cfg
 
