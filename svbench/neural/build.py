@@ -16,20 +16,20 @@ def apply_overrides(cfg: dict[str, Any], items: list[str]) -> dict[str, Any]:
     as a string) applied to a recipe's configuration; a key the configuration does not know is refused."""
     from svbench.neural.train import TRAIN_DEFAULTS
 
-    known = {"model": set(cfg["model"]), "train": set(cfg["train"]) | set(TRAIN_DEFAULTS)}
+    current = {"model": cfg["model"], "train": {**TRAIN_DEFAULTS, **cfg["train"]}}  # what each option is now
     for item in items:
         name, eq, text = item.partition("=")
         section, _, key = name.strip().partition(".")
-        if not eq or section not in known or not key:
+        if not eq or section not in current or not key:
             raise ValueError(f"--set {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
-        if key not in known[section]:
+        if key not in current[section]:
             raise ValueError(f"--set {item!r}: {section} has no option {key!r} "
-                             f"(options: {', '.join(sorted(known[section]))})")
+                             f"(options: {', '.join(sorted(current[section]))})")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
-        old = cfg[section].get(key, TRAIN_DEFAULTS.get(key) if section == "train" else None)
+        old = current[section][key]
         if isinstance(value, str) and old is not None and not isinstance(old, str):
             raise ValueError(f"--set {item!r}: {key} takes a {type(old).__name__} ({old!r} now), "
                              f"and {text.strip()!r} is not a TOML value")
