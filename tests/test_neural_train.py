@@ -76,6 +76,27 @@ def test_smoke_training_loss_decreases(codec: str, manifests: tuple[Path, Path],
     assert state["step"] == 40
 
 
+def test_bf16_autocast_training_runs_on_cpu(manifests: tuple[Path, Path], tmp_path: Path) -> None:
+    """The GPU's mixed-precision path (precision auto = bf16 there), exercised with CPU autocast: the
+    generator and discriminators run in bf16, the quantizer and every loss stay fp32 and finite."""
+    train, _ = manifests
+    trainer = Trainer(smoke_config(precision="bf16", steps=8, adv_start=4, log_every=4), tmp_path, train, None,
+                      progress=False, log=lambda m: None)
+    seen: list[torch.dtype] = []
+    encoded: list[torch.dtype] = []
+    trainer.model.decoder.register_forward_hook(lambda mod, args, out: seen.append(args[0].dtype))
+    trainer.model.encoder.register_forward_hook(lambda mod, args, out: encoded.append(out.dtype))
+    trainer.run()
+    assert set(encoded) == {torch.bfloat16}  # autocast was on
+    with (tmp_path / "train_log.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[-1]["adv"] and all(np.isfinite(float(r[k])) for r in rows for k in ("loss_g", "recon", "commit"))
+    assert seen and set(seen) == {torch.float32}  # the quantizer hands the decoder fp32 latents
+    assert all(b.dtype == torch.float32 for b in trainer.model.quantizer.buffers())
+    with pytest.raises(ValueError, match="auto | bf16 | fp32"):
+        Trainer(smoke_config(precision="fp16", steps=1), tmp_path / "x", train, None, progress=False).run()
+
+
 def test_resume_gives_the_same_state(manifests: tuple[Path, Path], tmp_path: Path) -> None:
     train, _ = manifests
     cfg = smoke_config(steps=6, adv_start=3, ckpt_every=2, reseed_every=3)
@@ -113,6 +134,37 @@ def test_held_out_set_refused(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("id,path\na,svcodec-demo/a.wav\n")
     with pytest.raises(ValueError, match="held-out"):
         refuse_held_out(tmp_path / "m.csv")
+
+
+def test_validation_on_training_audio_refused(manifests: tuple[Path, Path], tmp_path: Path) -> None:
+    """Validation scores of audio the model trained on would flatter it (the `paper` recipes once trained on
+    all of librispeech/, test-other included, while validating on test-other)."""
+    from svbench.neural.build import build
+
+    train, _ = manifests
+    overlap = tmp_path / "valid.csv"
+    overlap.write_text(f"id,path\nx,{train.parent / 'u1.wav'}\n")
+    with pytest.raises(ValueError, match="also in the training manifest"):
+        build("svcodec", "tiny", train, overlap, steps=1, out=tmp_path / "run", progress=False, log=lambda m: None)
+    assert not (tmp_path / "run" / "last.pt").exists()
+    for codec in ("svcodec", "soundstream"):  # the cards' own corpora: training and validation speakers apart
+        for recipe in ("tiny", "paper"):
+            t = recipe_config(get_card("codecs", codec).data, recipe)["train"]
+            valid_corpus, _, valid_sub = t["valid_data"].partition("/")
+            for src in t["train_data"]:
+                corpus, _, sub = src.partition("/")
+                assert corpus != valid_corpus or (sub and sub != valid_sub), (codec, recipe, src)
+
+
+def test_compose_refuses_a_subfolder_with_no_files(tmp_path: Path) -> None:
+    from svbench.neural.data import compose
+
+    (tmp_path / "corpus").mkdir()
+    sf.write(tmp_path / "corpus" / "a.wav", _clip(0, 0.5, 8000), 8000)
+    (tmp_path / "corpus" / "manifest.csv").write_text("id,path\na,a.wav\n")
+    assert compose(["corpus"], tmp_path / "m.csv", root=tmp_path).is_file()
+    with pytest.raises(FileNotFoundError, match="no files under train-clean-360/"):
+        compose(["corpus/train-clean-360"], tmp_path / "m2.csv", root=tmp_path)
 
 
 def test_crops_never_pad_with_zeros() -> None:

@@ -65,6 +65,8 @@ def build(codec: str, recipe: str | None = None, train_manifest: str | Path | No
     for m in (train_manifest, valid_manifest):
         if m is not None:
             data.refuse_held_out(Path(m))
+    if valid_manifest is not None:
+        data.refuse_overlap(Path(train_manifest), Path(valid_manifest))
     changed = f", with {', '.join(overrides)}" if overrides else ""
     log(f"building {codec} (recipe {recipe}{changed}, {t['steps']} steps) into {target}; "
         f"train: {train_manifest}; validation: {valid_manifest}")

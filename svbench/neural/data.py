@@ -41,6 +41,8 @@ def compose(sources: list[str], out: Path, root: Path | None = None, per_speaker
         table = pd.read_csv(folder / "manifest.csv", dtype=str, keep_default_na=False)
         if sub:
             table = table[table.path.str.startswith(sub.rstrip("/") + "/")]
+            if table.empty:
+                raise FileNotFoundError(f"training corpus {src!r}: {folder}/manifest.csv lists no files under {sub}/")
         table = table.assign(path=[str(folder / p) for p in table.path], source=corpus)
         frames.append(table)
     table = pd.concat(frames, ignore_index=True)
@@ -68,6 +70,15 @@ def refuse_held_out(path: Path) -> None:
     if bad:
         raise ValueError(f"{path}: lists files of the held-out set {HELD_OUT!r} ({bad[0]}); it is for evaluation "
                          "only and must never be used to train or validate a model")
+
+
+def refuse_overlap(train: Path, valid: Path) -> None:
+    """Validation scores mean something only on audio the model never trained on."""
+    trained = {u.path.resolve() for u in manifest_mod.load(train).utterances}
+    both = [u.path for u in manifest_mod.load(valid).utterances if u.path.resolve() in trained]
+    if both:
+        raise ValueError(f"{valid}: {len(both)} of its files are also in the training manifest {train} "
+                         f"(first: {both[0]}); validate on audio the model never trains on")
 
 
 def load_clips(path: Path, sr: int, max_seconds: float | None = None) -> list[np.ndarray]:

@@ -123,6 +123,10 @@ class RVQ(nn.Module):
 
     def forward(self, z: torch.Tensor, n_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """z: (B, dim, T); n_q: (B,) quantizers per example. Returns (zq, codes (B, n_q_max, T), losses)."""
+        with torch.autocast(z.device.type, enabled=False):  # code search and EMA sums in bf16 pick wrong codes
+            return self._forward(z.float(), n_q)
+
+    def _forward(self, z: torch.Tensor, n_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         b, d, t = z.shape
         r = z.permute(0, 2, 1).reshape(b * t, d)
         per_row = n_q.repeat_interleave(t)

@@ -46,6 +46,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "log_every": 10, "valid_every": 500, "ckpt_every": 250,
     "valid_clips": 8, "valid_seconds": 4.0, "valid_n_q": [2, 4, 6, 8],
     "threads": 2,
+    "precision": "auto",  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32; the quantizer always runs in fp32
 }
 
 LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit", "codebook", "usage", "loss_d", "lr",
@@ -55,7 +56,7 @@ LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit"
 def resume_key(cfg: dict[str, Any]) -> str:
     """What must match to resume: everything except the number of steps, the logging cadence and the start of
     the adversarial phase (checked separately: it may move only while neither old nor new start is reached)."""
-    skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start")
+    skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start", "precision", "threads")
     train = {k: v for k, v in cfg["train"].items() if k not in skip}
     return config_hash({"model": cfg["model"], "train": train})
 
@@ -151,6 +152,16 @@ class Trainer:
     def _lr(self) -> float:
         return self.t["lr"] * self.t["lr_decay"] ** self.step
 
+    def _autocast(self) -> Any:
+        precision = self.t["precision"]
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        if precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if precision != "fp32":
+            raise ValueError(f"unknown precision {precision!r} (auto | bf16 | fp32)")
+        return nullcontext()
+
     def train_step(self, crops: data.Crops) -> dict[str, float]:
         t, step = self.t, self.step
         rng = np.random.default_rng([t["seed"], step, self.rank, 1])
@@ -160,7 +171,7 @@ class Trainer:
             group["lr"] = self._lr()
         for group in self.opt_d.param_groups:
             group["lr"] = t["lr_d"] * t["lr_decay"] ** step
-        amp = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext())
+        amp = self._autocast()
         with amp:
             y, _, qloss = self.gen(x, n_q)
         y, xs = y.float().squeeze(1), x.squeeze(1)
@@ -181,14 +192,15 @@ class Trainer:
         if step >= t["adv_start"]:
             with amp:
                 d_real, d_fake = self.dis(x), self.dis(y.detach()[:, None])
-                loss_d = losses.d_loss(d_real, d_fake, t["adv_loss"])
+            loss_d = losses.d_loss(_fp32(d_real), _fp32(d_fake), t["adv_loss"])
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             torch.nn.utils.clip_grad_norm_(self.disc.parameters(), t["grad_clip"])
             self.opt_d.step()
             with amp:
                 d_real, d_fake = self.dis(x), self.dis(y[:, None])
-                adv, fm = losses.g_loss(d_fake, t["adv_loss"]), losses.feature_matching(d_real, d_fake)
+            d_real, d_fake = _fp32(d_real), _fp32(d_fake)
+            adv, fm = losses.g_loss(d_fake, t["adv_loss"]), losses.feature_matching(d_real, d_fake)
             total = total + t["w_adv"] * adv + t["w_fm"] * fm
             row.update(adv=adv.item(), fm=fm.item(), loss_d=loss_d.item())
         self.opt_g.zero_grad(set_to_none=True)
@@ -284,6 +296,11 @@ class Trainer:
             self.log(f"{self.step - first} steps in {elapsed:.0f} s: {speed:.2f} steps/s, "
                      f"{speed * t['batch_size'] * self.world * t['segment_s']:.1f} s of audio/s")
         return self.out / "model.safetensors"
+
+
+def _fp32(outputs: list) -> list:
+    """Discriminator outputs [(logits, [features])] in fp32, so the GAN losses are not summed in bf16."""
+    return [(logits.float(), [f.float() for f in feats]) for logits, feats in outputs]
 
 
 def _append(path: Path, row: dict[str, Any], fields: list[str]) -> None:
