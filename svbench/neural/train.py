@@ -54,8 +54,9 @@ LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit"
 
 
 def resume_key(cfg: dict[str, Any]) -> str:
-    """What must match to resume: everything except the number of steps, the logging cadence and the start of
-    the adversarial phase (checked separately: it may move only while neither old nor new start is reached)."""
+    """What must match to resume: everything except the number of steps, the logging cadence, the precision and
+    thread count (they change rounding, not the recipe) and the start of the adversarial phase (checked
+    separately: it may move only while neither old nor new start is reached)."""
     skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start", "precision", "threads")
     train = {k: v for k, v in cfg["train"].items() if k not in skip}
     return config_hash({"model": cfg["model"], "train": train})
@@ -90,6 +91,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         else:
             torch.set_num_threads(int(self.t["threads"]))
+        self._autocast()  # an unknown precision is refused before any work
         torch.manual_seed(self.t["seed"])
         self.model = NeuralCodec(self.cfg["model"]).to(self.device)
         self.model.quantizer.usage_loss = bool(self.t["w_usage"])  # soundstream's recipes give it no weight
