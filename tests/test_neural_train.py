@@ -128,6 +128,24 @@ def test_resume_refuses_another_config(manifests: tuple[Path, Path], tmp_path: P
         Trainer(smoke_config(steps=2, adv_start=0), tmp_path, train, None, progress=False)
 
 
+def test_resume_from_a_state_older_than_a_model_option(manifests: tuple[Path, Path], tmp_path: Path) -> None:
+    """A state saved before a model option existed resumes when the recipe keeps that option's default (the
+    rule load_export applies to checkpoints), and is refused when the recipe changes it."""
+    from svbench.neural.model import MODEL_DEFAULTS
+
+    train, _ = manifests
+    Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
+    state = checkpoint.load_state(tmp_path / "last.pt")
+    assert state["config"]["model"]["code_dim"] == MODEL_DEFAULTS["code_dim"]
+    del state["config"]["model"]["code_dim"]  # as if written before the option was added
+    checkpoint.save_state(tmp_path / "last.pt", state)
+    assert Trainer(smoke_config(steps=2), tmp_path, train, None, progress=False).step == 1
+    cfg = smoke_config(steps=2)
+    cfg["model"]["code_dim"] = MODEL_DEFAULTS["code_dim"] * 2
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        Trainer(cfg, tmp_path, train, None, progress=False)
+
+
 def test_held_out_set_refused(tmp_path: Path) -> None:
     (tmp_path / "svcodec-demo").mkdir()
     sf.write(tmp_path / "svcodec-demo" / "a.wav", _clip(0, 0.5, 8000), 8000)

@@ -21,7 +21,7 @@ from torch import distributed as dist
 
 from svbench.neural import checkpoint, data, losses
 from svbench.neural.discriminators import Discriminators
-from svbench.neural.model import NeuralCodec, config_hash
+from svbench.neural.model import MODEL_DEFAULTS, NeuralCodec, config_hash, merge
 
 TRAIN_DEFAULTS: dict[str, Any] = {
     "seed": 1234,
@@ -56,10 +56,11 @@ LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit"
 def resume_key(cfg: dict[str, Any]) -> str:
     """What must match to resume: everything except the number of steps, the logging cadence, the precision and
     thread count (they change rounding, not the recipe) and the start of the adversarial phase (checked
-    separately: it may move only while neither old nor new start is reached)."""
+    separately: it may move only while neither old nor new start is reached). A model option newer than the
+    state takes its default, as when a checkpoint is loaded."""
     skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start", "precision", "threads")
     train = {k: v for k, v in cfg["train"].items() if k not in skip}
-    return config_hash({"model": cfg["model"], "train": train})
+    return config_hash({"model": merge(MODEL_DEFAULTS, cfg["model"]), "train": train})
 
 
 def _sample_n_q(cfg: dict[str, Any], batch: int, n_max: int, rng: np.random.Generator) -> torch.Tensor:
