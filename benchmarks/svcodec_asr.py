@@ -11,7 +11,7 @@ up-sampled to the recognizer's 16 kHz. Two rates are reported:
 
 - `wer_text`: against the LibriSpeech transcript (full-length clips; our codecs and the 8 kHz original);
 - `wer_vs_original`: against what the recognizer hears in the 8 kHz original over the same span, so that
-  the recognizer's own errors on narrowband speech (~45 % here) cancel. The paper's demo outputs
+  the recognizer's own errors on narrowband speech (47 % here) cancel. The paper's demo outputs
   (4.08 s crops, 5 clips) are scored this way only.
 
 PocketSphinx is a weak recognizer: read differences of less than ~10 points as noise.
