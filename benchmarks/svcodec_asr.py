@@ -14,7 +14,7 @@ up-sampled to the recognizer's 16 kHz. Two rates are reported:
   the recognizer's own errors on narrowband speech (47 % here) cancel.
 
 The paper's demo outputs cover 5 of the 10 clips, whole utterances (the same durations as the originals,
-within 20 ms), so their rows use those 5.
+within 30 ms), so their rows use those 5.
 
 PocketSphinx is a weak recognizer: read differences of less than ~10 points as noise.
 """
