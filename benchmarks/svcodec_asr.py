@@ -23,19 +23,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import jiwer
 import numpy as np
 import soxr
 from pocketsphinx import Decoder
+from svcodec_vs_paper import demo_folder  # beside this file
 
 from svbench import audio
 from svbench.bitrate import Bitrate
 from svbench.cards import get_card
 from svbench.engine import make_codec
-from svbench.neural import data
 
 GRID = {"svcodec": "1k,2k,3k,4k", "soundstream": "1k,2k,3k,4k", "codec2": "1.2k,2.4k,3.2k", "opus": "6k"}
 PAPER = {"1 SVCODEC": ["1k", "2k", "3k", "4k"], "3 Codec2": ["1k2", "3k2"]}
@@ -55,9 +54,7 @@ def main() -> None:
     ap.add_argument("--codecs", default="svcodec,codec2,opus")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
-    demo = data.speech_root().parent / "svcodec-demo"
-    if not demo.is_dir():
-        sys.exit(f"{demo}: the SVCODEC demo clips are not there")
+    demo = demo_folder()
     asr = Decoder(samprate=16000)
     refs = sorted((demo / "reference" / "org").glob("*/*/*.flac"))
     originals = {p.stem: audio.resample(audio.read(p), 8000).samples for p in refs}

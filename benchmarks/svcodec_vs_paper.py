@@ -26,14 +26,20 @@ OURS = {"svcodec": "1k,2k,3k,4k", "soundstream": "1k,2k,3k,4k"}
 PAPER_SYSTEMS = ["1 SVCODEC", "3 Codec2", "5 Opus"]
 
 
+def demo_folder() -> Path:
+    """The SVCODEC demo clips beside the speech corpora; exits saying so when they are not there."""
+    demo = data.speech_root().parent / "svcodec-demo"
+    if not demo.is_dir():
+        sys.exit(f"{demo}: the SVCODEC demo clips are not there")
+    return demo
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", default="pesq,stoi")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
-    demo = data.speech_root().parent / "svcodec-demo"
-    if not demo.is_dir():
-        sys.exit(f"{demo}: the SVCODEC demo clips are not there")
+    demo = demo_folder()
     work = Path(tempfile.mkdtemp(prefix="svbench-vs-paper-"))
     refs = work / "refs.csv"
     subprocess.run([sys.executable, "-m", "svbench", "data", "import", "dir", str(demo / "reference" / "org"),

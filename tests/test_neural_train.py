@@ -17,7 +17,7 @@ pytest.importorskip("tensorboard")
 from svbench.cards import get_card  # noqa: E402
 from svbench.neural import checkpoint  # noqa: E402
 from svbench.neural.data import Crops, refuse_held_out  # noqa: E402
-from svbench.neural.model import recipe_config  # noqa: E402
+from svbench.neural.model import MODEL_DEFAULTS, recipe_config  # noqa: E402
 from svbench.neural.train import Trainer  # noqa: E402
 
 
@@ -131,8 +131,6 @@ def test_resume_refuses_another_config(manifests: tuple[Path, Path], tmp_path: P
 def test_resume_from_a_state_older_than_a_model_option(manifests: tuple[Path, Path], tmp_path: Path) -> None:
     """A state saved before a model option existed resumes when the recipe keeps that option's default (the
     rule load_export applies to checkpoints), and is refused when the recipe changes it."""
-    from svbench.neural.model import MODEL_DEFAULTS
-
     train, _ = manifests
     Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
     state = checkpoint.load_state(tmp_path / "last.pt")
