@@ -22,6 +22,7 @@ from svbench.bitrate import Bitrate  # noqa: E402
 from svbench.cards import Card  # noqa: E402
 from svbench.neural import bitstream, checkpoint  # noqa: E402
 from svbench.neural.model import NeuralCodec, StreamingDecoder, StreamingEncoder, recipe_config  # noqa: E402
+from svbench.neural.postfilter import PitchPostfilter  # noqa: E402
 from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,11 +133,33 @@ def test_adapter_encode_decode(adapter: SVCodec) -> None:
         y = adapter.decode(data)
         assert y.dtype == np.float32 and y.shape == x.shape
         n_q = b.bps // 500
-        np.testing.assert_allclose(y, adapter.model.decode_audio(adapter.model.encode_audio(x, n_q))[: len(x)])
+        raw = adapter.model.decode_audio(adapter.model.encode_audio(x, n_q))[: len(x)]
+        np.testing.assert_allclose(y, PitchPostfilter(8000).apply(raw))  # the card's postfilter = "pitch"
         measured = adapter.payload_bits(data) / (len(x) / 8000)
         assert b.bps <= measured <= b.bps * (1 + 160 / len(x))  # only the padded last frame on top
     assert [r.label for r in adapter.bitrates()] == [f"{k / 2:g}k" for k in range(1, 9)]
     assert adapter.algorithmic_latency_ms == 20.0
+
+
+def test_adapter_streaming_equals_its_decode(adapter: SVCodec) -> None:
+    """The adapter's streaming decoder, postfilter included, gives what its offline decode gives."""
+    x = speechlike(160 * 30)
+    data = adapter.encode(x, Bitrate.parse("2k"))
+    enc, dec = adapter.streaming_encoder(Bitrate.parse("2k")), adapter.streaming_decoder()
+    streamed = np.concatenate([dec.push(enc.push(x[i: i + 160])) for i in range(0, len(x), 160)])
+    np.testing.assert_allclose(streamed, adapter.decode(data), atol=1e-5, rtol=0)
+
+
+def test_postfilter_none_gives_the_network_output_and_unknown_is_refused(adapter: SVCodec) -> None:
+    card = copy.deepcopy(adapter.card)
+    card.data["params"]["postfilter"] = "none"
+    raw = SVCodec(card)
+    x = speechlike(8000)
+    y = raw.decode(raw.encode(x, Bitrate.parse("3k")))
+    np.testing.assert_array_equal(y, raw.model.decode_audio(raw.model.encode_audio(x, 6))[: len(x)])
+    card.data["params"]["postfilter"] = "comb"
+    with pytest.raises(ValueError, match="postfilter = 'comb' .none | pitch."):
+        SVCodec(card)
 
 
 def test_adapter_bad_input(adapter: SVCodec) -> None:

@@ -24,6 +24,9 @@ class NeuralCodecAdapter(CardCodec):
     def __init__(self, card: Any):
         super().__init__(card)
         self.recipe = str(self.params.get("recipe", "tiny"))
+        self.postfilter = str(self.params.get("postfilter", "none"))
+        if self.postfilter not in ("none", "pitch"):
+            raise ValueError(f"codec card {self.name!r}: postfilter = {self.postfilter!r} (none | pitch)")
         self._model: Any = None
         self._model_id = 0
 
@@ -133,9 +136,16 @@ class NeuralCodecAdapter(CardCodec):
             raise CodecError(f"bitstream header inconsistent: {head.samples} samples in {head.frames} frames")
         return head, codes
 
+    def _postfilter(self) -> Any:
+        from svbench.neural.postfilter import PitchPostfilter
+
+        return PitchPostfilter(self.sample_rate) if self.postfilter == "pitch" else None
+
     def decode(self, bitstream: bytes) -> np.ndarray:
         head, codes = self._parse(bitstream)
-        return self.model.decode_audio(codes)[: head.samples].astype(np.float32)
+        out = self.model.decode_audio(codes)[: head.samples].astype(np.float32)
+        post = self._postfilter()
+        return post.apply(out) if post else out
 
     def payload_bits(self, bitstream: bytes) -> int:
         head, _ = self._parse(bitstream)
@@ -155,7 +165,7 @@ class NeuralCodecAdapter(CardCodec):
     def streaming_decoder(self) -> Any:
         from svbench.neural.model import StreamingDecoder
 
-        return StreamingDecoder(self.model)
+        return StreamingDecoder(self.model, self._postfilter())
 
 
 def cfg_hash(cfg: dict[str, Any]) -> str:

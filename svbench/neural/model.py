@@ -140,12 +140,14 @@ class StreamingEncoder:
 
 
 class StreamingDecoder:
-    """Push one frame of codes (n_q,), get ``hop`` samples (20 ms) back."""
+    """Push one frame of codes (n_q,), get ``hop`` samples (20 ms) back, through ``postfilter`` if given (an
+    object whose ``push`` takes and returns samples, e.g. ``postfilter.PitchPostfilter``)."""
 
-    def __init__(self, model: NeuralCodec):
-        self.model, self.state = model, {}
+    def __init__(self, model: NeuralCodec, postfilter: Any = None):
+        self.model, self.state, self.postfilter = model, {}, postfilter
 
     @torch.no_grad()
     def push(self, codes: np.ndarray) -> np.ndarray:
         c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None, :, None]
-        return self.model.decoder.step(self.model.quantizer.decode(c), self.state)[0, 0].numpy()
+        out = self.model.decoder.step(self.model.quantizer.decode(c), self.state)[0, 0].numpy()
+        return self.postfilter.push(out) if self.postfilter else out
