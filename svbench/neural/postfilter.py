@@ -46,7 +46,7 @@ class PitchPostfilter:
             for k in (3, 2):  # a multiple of the period correlates as well: prefer the period itself
                 near = np.round((best + self.min_lag) / k)[:, None].astype(int) + np.arange(-1, 2) - self.min_lag
                 rho_near = np.where(near >= 0, rho[rows[:, None], np.maximum(near, 0)], -np.inf)
-                take = (rho_near.max(1) >= 0.85 * rho[rows, best])
+                take = rho_near.max(1) >= 0.85 * rho[rows, best]
                 best = np.where(take, near[rows, rho_near.argmax(1)], best)
             peak = rho[rows, best]
             gain = np.where(peak >= self.voicing, self.gamma * peak, 0.0)[:, None]
