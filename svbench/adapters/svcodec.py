@@ -18,6 +18,7 @@ import numpy as np
 
 from svbench.adapters.base import CardCodec, CodecError
 from svbench.bitrate import Bitrate
+from svbench.neural.postfilter import POSTFILTERS, make_postfilter
 
 
 class NeuralCodecAdapter(CardCodec):
@@ -25,8 +26,9 @@ class NeuralCodecAdapter(CardCodec):
         super().__init__(card)
         self.recipe = str(self.params.get("recipe", "tiny"))
         self.postfilter = str(self.params.get("postfilter", "none"))
-        if self.postfilter not in ("none", "pitch"):
-            raise ValueError(f"codec card {self.name!r}: postfilter = {self.postfilter!r} (none | pitch)")
+        if self.postfilter not in POSTFILTERS:
+            raise ValueError(f"codec card {self.name!r}: postfilter = {self.postfilter!r} "
+                             f"({' | '.join(POSTFILTERS)})")
         self._model: Any = None
         self._model_id = 0
 
@@ -137,9 +139,7 @@ class NeuralCodecAdapter(CardCodec):
         return head, codes
 
     def _postfilter(self) -> Any:
-        from svbench.neural.postfilter import PitchPostfilter
-
-        return PitchPostfilter(self.sample_rate) if self.postfilter == "pitch" else None
+        return make_postfilter(self.postfilter, self.sample_rate)
 
     def decode(self, bitstream: bytes) -> np.ndarray:
         head, codes = self._parse(bitstream)
