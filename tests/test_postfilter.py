@@ -130,8 +130,8 @@ def test_all_pole_matches_lfilter_with_initial_state() -> None:
 
 
 def test_formant_postfilter_equals_g729_written_out() -> None:
-    x = formants(3000, 8)[0] + harmonic(3000, 70) * 0.05
-    np.testing.assert_allclose(FormantPostfilter(SR).apply(x), reference_formant(x), rtol=1e-7, atol=1e-9)
+    x = formants(3000, 8)[0] + harmonic(3000, 70) * 0.05  # the filter returns float32: rtol 1e-6
+    np.testing.assert_allclose(FormantPostfilter(SR).apply(x), reference_formant(x), rtol=1e-6, atol=1e-9)
 
 
 def test_formant_postfilter_streams_as_offline_and_is_causal() -> None:
