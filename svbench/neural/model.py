@@ -141,7 +141,7 @@ class StreamingEncoder:
 
 class StreamingDecoder:
     """Push one frame of codes (n_q,), get ``hop`` samples (20 ms) back, through ``postfilter`` if given (an
-    object whose ``push`` takes and returns samples, e.g. ``postfilter.PitchPostfilter``)."""
+    object whose ``push`` takes and returns samples, e.g. what ``postfilter.make_postfilter`` returns)."""
 
     def __init__(self, model: NeuralCodec, postfilter: Any = None):
         self.model, self.state, self.postfilter = model, {}, postfilter
