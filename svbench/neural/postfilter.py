@@ -41,9 +41,8 @@ class SubframeFilter:
         return out.astype(np.float32)
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
-        """Offline: a fresh filter over a whole signal (zero-padded to whole subframes, trimmed back)."""
-        x = np.asarray(samples, dtype=np.float64)
-        return type(self)(**self.args).push(np.concatenate([x, np.zeros(-len(x) % self.sub)]))[: len(x)]
+        """Offline: a fresh filter over a whole signal (``Chain.apply`` of this filter alone)."""
+        return Chain(self).apply(samples)
 
 
 class PitchPostfilter(SubframeFilter):
