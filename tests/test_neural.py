@@ -32,7 +32,10 @@ SMALL = {"channels": 4, "dim": 16}
 CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
 # the low-rate decoder with an inverse-STFT head (svcodec's tiny recipe)
 ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "front": "stft", "head_channels": 32}
-ARCHS = pytest.mark.parametrize("arch", [{}, CARD_ARCH, ISTFT_ARCH], ids=["plain", "card", "istft"])
+# the same with each frame's f0 sent and a source-filter head (svcodec's tiny-sf recipe)
+SF_ARCH = {**ISTFT_ARCH, "f0_bits": 10}
+ARCHS = pytest.mark.parametrize("arch", [{}, CARD_ARCH, ISTFT_ARCH, SF_ARCH],
+                                ids=["plain", "card", "istft", "source-filter"])
 
 
 def speechlike(n: int, seed: int = 0) -> np.ndarray:
@@ -79,6 +82,18 @@ def test_shapes(kind: str) -> None:
     assert m.decode_audio(c).shape == (7 * 160,)
 
 
+def test_source_filter_model_sends_f0_beside_its_codes() -> None:
+    m = model(arch=SF_ARCH)
+    assert m.kbps(8) == 4.5 and m.kbps(5) == 3.0  # 10 bits of f0 per 20 ms frame: 0.5k
+    c = m.encode_audio(speechlike(1000), 6)
+    assert c.shape == (7, 7) and c.max() < 1024  # the f0 index, then 6 codes
+    voiced = c[2:6, 0]  # speechlike() is voiced throughout (f0 90-150 Hz); the last frame is mostly padding
+    assert (voiced > 0).all() and (np.abs(m.pitch.hz(voiced) - 120) <= 32).all()
+    assert m.decode_audio(c).shape == (7 * 160,)
+    with pytest.raises(ValueError, match="f0_bits needs head = 'istft'"):
+        NeuralCodec({**SMALL, "f0_bits": 10})
+
+
 @pytest.mark.parametrize("bad", [{"istft_fft": 161}, {"istft_hop": 48}, {"istft_fft": 20}])
 def test_stft_stack_options_checked(bad: dict) -> None:
     """An odd FFT size, a hop that does not divide the 160-sample frame, or an FFT shorter than its hop
@@ -123,6 +138,56 @@ def test_bitstream_round_trip_bit_exact() -> None:
         assert (head.n_q, head.frames, head.samples, head.model_id, head.sample_rate) == (
             n_q, frames, frames * 160 - 5, 0xABCD1234, 8000)
         assert bitstream.pack(back, 10, 8000, frames * 160 - 5, 0xABCD1234) == data
+
+
+def test_bitstream_with_f0_round_trip_bit_exact() -> None:
+    """Each frame's f0 index (here 7 bits) before its codes: payload sizes follow, values round-trip."""
+    rng = np.random.default_rng(1)
+    for frames, n_q in ((1, 1), (9, 4)):
+        codes = np.concatenate([rng.integers(0, 128, (frames, 1)), rng.integers(0, 1024, (frames, n_q))], 1)
+        data = bitstream.pack(codes, 10, 8000, frames * 160, 7, f0_bits=7)
+        assert len(data) == bitstream.HEADER.size + (frames * (n_q * 10 + 7) + 7) // 8
+        head, back = bitstream.unpack(data, 10, f0_bits=7)
+        assert head.n_q == n_q
+        np.testing.assert_array_equal(back, codes)
+        with pytest.raises(bitstream.BitstreamError, match="truncated .* 7-bit f0"):
+            bitstream.unpack(data[:-1], 10, f0_bits=7)
+    codes[0, 0] = 128
+    with pytest.raises(bitstream.BitstreamError, match="out of range for 7 bits"):
+        bitstream.pack(codes, 10, 8000, 160, 7, f0_bits=7)
+
+
+@pytest.fixture(scope="module")
+def sf_adapter(tmp_path_factory: pytest.TempPathFactory) -> SVCodec:
+    """svcodec with the tiny-sf recipe (f0 sent in 10 bits), small and untrained."""
+    out = tmp_path_factory.mktemp("ckpt_sf")
+    small = {**SMALL, "head_channels": 32}
+    card = card_for("svcodec", out, small)
+    card.data["params"]["recipe"] = "tiny-sf"
+    cfg = recipe_config(card.data, "tiny-sf")
+    torch.manual_seed(0)
+    checkpoint.export(NeuralCodec(cfg["model"]).eval(), cfg, out, {"step": 0})
+    card = card_for("svcodec", out / "model.safetensors", small)
+    card.data["params"]["recipe"] = "tiny-sf"
+    return SVCodec(card)
+
+
+def test_source_filter_adapter_counts_f0_in_the_bitrate(sf_adapter: SVCodec) -> None:
+    """With 10 bits of f0 per frame, 3k is 5 codes + f0; the measured bitrate is the nominal one."""
+    assert [b.label for b in sf_adapter.bitrates()] == [f"{k / 2:g}k" for k in range(2, 10)]
+    x = speechlike(8000 * 2 + 37)
+    b = Bitrate.parse("3k")
+    data = sf_adapter.encode(x, b)
+    assert bitstream.unpack(data, 10, 10)[0].n_q == 5
+    assert sf_adapter.decode(data).shape == x.shape
+    measured = sf_adapter.payload_bits(data) / (len(x) / 8000)
+    assert b.bps <= measured <= b.bps * (1 + 160 / len(x))
+    assert sf_adapter.unsupported_reason(Bitrate.parse("0.5k")) is not None
+    with pytest.raises(CodecError, match="0.5k is not one of its bitrates"):
+        sf_adapter.encode(x, Bitrate.parse("0.5k"))
+    enc, dec = sf_adapter.streaming_encoder(b), sf_adapter.streaming_decoder()
+    streamed = np.concatenate([dec.push(enc.push(x[i: i + 160])) for i in range(0, len(x) - 37, 160)])
+    np.testing.assert_allclose(streamed, sf_adapter.decode(data)[: len(streamed)], atol=1e-5, rtol=0)
 
 
 def test_adapter_encode_decode(adapter: SVCodec) -> None:

@@ -5,7 +5,8 @@ The checkpoint is looked up in order: the card's ``[params] checkpoint``, the us
 package (``svbench/neural/checkpoints/CODEC-RECIPE``). With none, the first encode/decode runs the build
 step with the card's recipe (saying so), under a file lock so parallel workers build it once.
 
-Bitstream: see ``svbench.neural.bitstream`` (24-byte header, then 10-bit codes bit-packed).
+Bitstream: see ``svbench.neural.bitstream`` (24-byte header, then 10-bit codes bit-packed, after each
+frame's f0 for a model that sends it).
 """
 
 from __future__ import annotations
@@ -100,13 +101,32 @@ class NeuralCodecAdapter(CardCodec):
         return self.prepare()
 
     # ------------------------------------------------------------ codec
+    def bitrates(self) -> list[Bitrate]:
+        """1..n_q quantizers of the recipe's model, plus its f0 field if it sends one (so a recipe with f0
+        lists 1k..4.5k where the card's list is 0.5k..4k)."""
+        import math
+
+        m = self._want_model()
+        frame_rate = m["sample_rate"] / math.prod(m["strides"])
+        frame_bits = [n * int(math.log2(m["codebook_size"])) + int(m["f0_bits"]) for n in range(1, m["n_q"] + 1)]
+        return [Bitrate.parse(round(bits * frame_rate)) for bits in frame_bits]
+
+    def unsupported_reason(self, bitrate: Bitrate) -> str | None:
+        modes = self.bitrates()
+        if bitrate not in modes:
+            return (f"{self.name} (recipe {self.recipe}) has no {bitrate.label} mode "
+                    f"(its modes: {', '.join(b.label for b in modes)})")
+        return None
+
     def _n_q(self, bitrate: Bitrate) -> int:
+        """The quantizers that fill the bitrate, beside the f0 field if the model sends one."""
         m = self.model
         per_q = m.bits_per_code * m.frame_rate
-        n = bitrate.bps / per_q
+        n = (bitrate.bps - m.f0_bits * m.frame_rate) / per_q
         if n != int(n) or not 1 <= n <= m.n_q:
-            raise CodecError(f"{self.name} codes {per_q / 1000:g}k per quantizer up to {m.kbps(m.n_q):g}k; "
-                             f"{bitrate.label} is not one of its bitrates")
+            f0 = f" after {m.f0_bits * m.frame_rate / 1000:g}k of f0" if m.f0_bits else ""
+            raise CodecError(f"{self.name} codes {per_q / 1000:g}k per quantizer{f0}, from {m.kbps(1):g}k up to "
+                             f"{m.kbps(m.n_q):g}k; {bitrate.label} is not one of its bitrates")
         return int(n)
 
     def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
@@ -117,14 +137,15 @@ class NeuralCodecAdapter(CardCodec):
         if audio.size == 0:
             raise CodecError("empty audio (0 samples)")
         codes = self.model.encode_audio(audio, n_q)  # zero-padded to whole 20 ms frames
-        return bitstream.pack(codes, self.model.bits_per_code, self.sample_rate, len(audio), self._model_id)
+        return bitstream.pack(codes, self.model.bits_per_code, self.sample_rate, len(audio), self._model_id,
+                              self.model.f0_bits)
 
     def _parse(self, data: bytes) -> tuple[Any, np.ndarray]:
         from svbench.neural import bitstream
 
         m = self.model
         try:
-            head, codes = bitstream.unpack(bytes(data), m.bits_per_code)
+            head, codes = bitstream.unpack(bytes(data), m.bits_per_code, m.f0_bits)
         except bitstream.BitstreamError as err:
             raise CodecError(str(err)) from None
         if head.sample_rate != self.sample_rate:
@@ -149,7 +170,7 @@ class NeuralCodecAdapter(CardCodec):
 
     def payload_bits(self, bitstream: bytes) -> int:
         head, _ = self._parse(bitstream)
-        return head.frames * head.n_q * self.model.bits_per_code
+        return head.frames * (head.n_q * self.model.bits_per_code + self.model.f0_bits)
 
     # ------------------------------------------------------------ streaming
     @property

@@ -25,6 +25,23 @@ def multi_resolution_stft(x: torch.Tensor, y: torch.Tensor, ffts: list[int]) -> 
     return total / len(ffts)
 
 
+@functools.lru_cache(maxsize=8)
+def _lowpass_taps(sample_rate: int, cutoff_hz: float, taps: int = 63) -> torch.Tensor:
+    from scipy.signal import firwin
+
+    return torch.tensor(firwin(taps, cutoff_hz, fs=sample_rate), dtype=torch.float32)[None, None]
+
+
+def waveform_l1(y: torch.Tensor, x: torch.Tensor, sample_rate: int, cutoff_hz: float = 0.0) -> torch.Tensor:
+    """Mean absolute difference of output y and target x (B, T); with ``cutoff_hz``, of the difference
+    low-passed there (a 63-tap linear-phase FIR), so that the loss pins the phase of that band only."""
+    diff = y - x
+    if cutoff_hz:
+        fir = _lowpass_taps(sample_rate, cutoff_hz).to(diff.device)
+        diff = F.conv1d(diff[:, None], fir, padding=fir.shape[-1] // 2)
+    return diff.abs().mean()
+
+
 @functools.lru_cache(maxsize=16)
 def _mel_basis(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
     def hz2mel(f: torch.Tensor) -> torch.Tensor:

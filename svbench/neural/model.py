@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
+from svbench.neural.pitch import PitchCoder
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {
@@ -34,6 +35,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "istft_hop": 40,
     "head_channels": 128,  # istft decoder width at the frame rate (halved after its upsampling)
     "front": "wave",  # wave (SEANet encoder from the sample rate) | stft (STFT frames, istft_fft/istft_hop)
+    "f0_bits": 0,  # > 0: send each frame's f0 in this many bits, and decode through a source-filter head (istft)
 }
 
 
@@ -83,8 +85,13 @@ class NeuralCodec(nn.Module):
                encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"]))
         self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
                              cfg["temperature"])
+        self.f0_bits = int(cfg["f0_bits"])
+        self.pitch = PitchCoder(self.sample_rate, self.hop, self.f0_bits) if self.f0_bits else None
+        if self.f0_bits and cfg["head"] != "istft":
+            raise ValueError("model option f0_bits needs head = 'istft' (the source-filter head is an iSTFT head)")
         dec = (istft_decoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
-                             cfg["istft_hop"], cfg["activation"]) if cfg["head"] == "istft" else
+                             cfg["istft_hop"], cfg["activation"], self.sample_rate if self.f0_bits else 0)
+               if cfg["head"] == "istft" else
                decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"],
                        cfg["activation"]))
         self.encoder: nn.Module = enc
@@ -98,37 +105,57 @@ class NeuralCodec(nn.Module):
         return self.sample_rate / self.hop
 
     def kbps(self, n_q: int) -> float:
-        return n_q * self.bits_per_code * self.frame_rate / 1000
+        return (n_q * self.bits_per_code + self.f0_bits) * self.frame_rate / 1000
+
+    def f0_hz(self, x: torch.Tensor) -> torch.Tensor:
+        """The f0 the encoder sends, as the decoder reads it: x (B, 1, T) -> (B, T // hop) Hz, 0 unvoiced."""
+        assert self.pitch is not None
+        rows = [self.pitch.hz(self.pitch.indices(w)) for w in x[:, 0].detach().float().cpu().numpy()]
+        return torch.from_numpy(np.stack(rows)).float().to(x.device)
 
     def forward(self, x: torch.Tensor, n_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """x (B, 1, T) with T a multiple of hop; n_q (B,) -> (y, codes, quantizer losses)."""
         zq, codes, losses = self.quantizer(self.encoder(x), n_q)
-        return self.decoder(zq), codes, losses
+        return self.decoder(zq, *self._f0(x)), codes, losses
+
+    def _f0(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.f0_hz(x)] if self.pitch else []
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, n_q: int) -> torch.Tensor:
         return self.quantizer.encode(self.encoder(x), n_q)
 
     @torch.no_grad()
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.quantizer.decode(codes))
+    def decode(self, codes: torch.Tensor, f0: torch.Tensor | None = None) -> torch.Tensor:
+        """codes (B, n_q, F), and with f0_bits the frames' f0 in Hz (B, F) -> (B, 1, F * hop)."""
+        return self.decoder(self.quantizer.decode(codes), *([] if f0 is None else [f0]))
 
     def encode_audio(self, audio: np.ndarray, n_q: int) -> np.ndarray:
-        """float32 mono at sample_rate -> codes (frames, n_q) int; the input is zero-padded to whole frames."""
+        """float32 mono at sample_rate -> codes (frames, n_q) int, after a column of f0 indices if the model
+        sends f0 (f0_bits); the input is zero-padded to whole frames."""
         x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
         x = torch.nn.functional.pad(x, (0, -len(x) % self.hop))[None, None]
-        return self.encode(x, n_q)[0].t().numpy()
+        codes = self.encode(x, n_q)[0].t().numpy()
+        if self.pitch:
+            codes = np.concatenate([self.pitch.indices(x[0, 0].numpy())[:, None], codes], 1)
+        return codes
 
     def decode_audio(self, codes: np.ndarray) -> np.ndarray:
-        c = torch.from_numpy(np.asarray(codes, dtype=np.int64)).t()[None]
-        return self.decode(c)[0, 0].numpy()
+        """What ``encode_audio`` gives -> float32 samples (whole frames)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        f0 = None
+        if self.pitch:
+            f0, codes = torch.from_numpy(self.pitch.hz(codes[:, 0])).float()[None], codes[:, 1:]
+        return self.decode(torch.from_numpy(codes).t()[None], f0)[0, 0].numpy()
 
 
 class StreamingEncoder:
-    """Push 20 ms (``hop`` samples) at a time, get that frame's codes (n_q,) back."""
+    """Push 20 ms (``hop`` samples) at a time, get that frame's codes (n_q,) back, after its f0 index if the
+    model sends f0: what ``encode_audio`` gives for that frame."""
 
     def __init__(self, model: NeuralCodec, n_q: int):
         self.model, self.n_q, self.state = model, n_q, {}
+        self.pitch = model.pitch.fresh() if model.pitch else None
 
     @torch.no_grad()
     def push(self, frame: np.ndarray) -> np.ndarray:
@@ -136,18 +163,24 @@ class StreamingEncoder:
             raise ValueError(f"streaming encoder takes frames of {self.model.hop} samples, got {len(frame)}")
         x = torch.from_numpy(np.asarray(frame, dtype=np.float32))[None, None]
         z = self.model.encoder.step(x, self.state)
-        return self.model.quantizer.encode(z, self.n_q)[0, :, 0].numpy()
+        codes = self.model.quantizer.encode(z, self.n_q)[0, :, 0].numpy()
+        return np.concatenate([[self.pitch.push(x[0, 0].numpy())], codes]) if self.pitch else codes
 
 
 class StreamingDecoder:
-    """Push one frame of codes (n_q,), get ``hop`` samples (20 ms) back, through ``postfilter`` if given (an
-    object whose ``push`` takes and returns samples, e.g. what ``postfilter.make_postfilter`` returns)."""
+    """Push one frame of codes (what ``StreamingEncoder.push`` gives), get ``hop`` samples (20 ms) back,
+    through ``postfilter`` if given (an object whose ``push`` takes and returns samples, e.g. what
+    ``postfilter.make_postfilter`` returns)."""
 
     def __init__(self, model: NeuralCodec, postfilter: Any = None):
         self.model, self.state, self.postfilter = model, {}, postfilter
 
     @torch.no_grad()
     def push(self, codes: np.ndarray) -> np.ndarray:
-        c = torch.from_numpy(np.asarray(codes, dtype=np.int64))[None, :, None]
-        out = self.model.decoder.step(self.model.quantizer.decode(c), self.state)[0, 0].numpy()
+        codes = np.asarray(codes, dtype=np.int64)
+        f0: list[torch.Tensor] = []
+        if self.model.pitch:
+            f0, codes = [torch.tensor([[float(self.model.pitch.hz(codes[0]))]])], codes[1:]
+        c = torch.from_numpy(codes)[None, :, None]
+        out = self.model.decoder.step(self.model.quantizer.decode(c), self.state, *f0)[0, 0].numpy()
         return self.postfilter.push(out) if self.postfilter else out

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def with_past(x: torch.Tensor, state: dict, key: int, pad: int) -> torch.Tensor:
+def with_past(x: torch.Tensor, state: dict, key: object, pad: int) -> torch.Tensor:
     """Streaming left context: ``x`` preceded by the last ``pad`` samples of the previous chunk (zeros before
     the first), remembering this chunk's last ``pad`` samples under ``key``."""
     past = state.get(key)
@@ -146,17 +146,98 @@ class ISTFTHead(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         self.register_buffer("eye", torch.eye(n_fft)[:, None, :], persistent=False)
 
-    def _overlap_add(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def spectrum(x: torch.Tensor) -> torch.Tensor:
         log_mag, phase = x.float().chunk(2, dim=1)
-        spec = torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)
+        return torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)
+
+    def overlap_add(self, spec: torch.Tensor) -> torch.Tensor:
+        """Complex spectra (B, n_fft // 2 + 1, F) -> every frame's samples overlap-added, tails included."""
         frames = torch.fft.irfft(spec, n=self.n_fft, dim=1) * self.window[:, None]
         return F.conv_transpose1d(frames, self.eye, stride=self.hop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._overlap_add(x)[..., : x.shape[-1] * self.hop]
+        return self.overlap_add(self.spectrum(x))[..., : x.shape[-1] * self.hop]
 
     def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        return carry_tail(self._overlap_add(x), x.shape[-1] * self.hop, state, id(self))
+        return carry_tail(self.overlap_add(self.spectrum(x)), x.shape[-1] * self.hop, state, id(self))
+
+
+def harmonic_excitation(f0: torch.Tensor, phase0: torch.Tensor, n_fft: int, hop: int, sample_rate: int,
+                        f_max: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The source of ``SourceFilterHead``. Per frame t (``hop`` samples apart), the sum of unit cosines at
+    every harmonic k * f0[t] below ``f_max``, run over the frame's ``n_fft`` samples with phase
+    k * (phase[t] + 2 pi f0[t] n / sample_rate), phase[t] = phase0 + the fundamental's advance over the
+    frames before (phase-continuous from frame to frame); Hann-windowed, FFT'd and divided by n_fft / 4, so
+    a harmonic on a bin's centre has magnitude 1 there. f0 (B, F) in Hz, 0 where unvoiced (no excitation);
+    phase0 (B,) float64. Returns the spectra (B, n_fft // 2 + 1, F) and the phase after the last frame (B,).
+    The phase runs in float64 and wraps at 2 pi, so chunked and whole-signal calls agree."""
+    two_pi = 2 * torch.pi
+    f0 = f0.double()
+    advance = two_pi * f0 * hop / sample_rate
+    phase = (phase0[:, None] + torch.cumsum(advance, 1) - advance).remainder(two_pi)
+    end = (phase[:, -1] + advance[:, -1]).remainder(two_pi) if f0.shape[1] else phase0
+    n = torch.arange(n_fft, dtype=torch.float64, device=f0.device)
+    phi = (phase[..., None] + two_pi * f0[..., None] * n / sample_rate).remainder(two_pi)  # (B, F, n_fft)
+    count = torch.where(f0 > 0, torch.ceil(f_max / f0.clamp(min=1e-3)) - 1, 0.0)[..., None]  # k f0 < f_max
+    half = torch.sin(phi / 2)
+    # sum_{k=1}^{K} cos(k phi) = sin((K + 1/2) phi) / (2 sin(phi / 2)) - 1/2, and K where sin(phi / 2) = 0
+    tiny = half.abs() < 1e-9
+    wave = torch.where(tiny, count, torch.sin((count + 0.5) * phi) / (2 * torch.where(tiny, 1.0, half)) - 0.5)
+    window = torch.hann_window(n_fft, dtype=torch.float64, device=f0.device)
+    spec = torch.fft.rfft(wave * window, dim=-1) / (n_fft / 4)
+    return spec.transpose(1, 2).to(torch.complex64), end
+
+
+class SourceFilterHead(nn.Module):
+    """An ``ISTFTHead`` whose spectrum is a noise part plus a harmonic part: per frame, the network's
+    log-magnitudes and phases (as in ``ISTFTHead``), plus ``harmonic_excitation`` of the sent f0 times a
+    per-bin gain that the network predicts. The harmonics' phases are coherent by construction; the network
+    learns their magnitudes. The gain branch starts at exp(0) and the noise part 3 log-units down: started
+    the other way round, training switched the harmonic part off (docs/svcodec.md). Streaming carries the
+    excitation's phase and the overlap-add tail."""
+
+    def __init__(self, channels: int, n_fft: int, hop: int, sample_rate: int, f_max: float):
+        super().__init__()
+        self.sample_rate, self.f_max = sample_rate, f_max
+        self.noise = CausalConv1d(channels, n_fft + 2, 3)
+        self.gain = CausalConv1d(channels, n_fft // 2 + 1, 3)
+        self.istft = ISTFTHead(n_fft, hop)
+        with torch.no_grad():
+            self.noise.bias[: n_fft // 2 + 1] -= 3.0
+            self.gain.weight.zero_()
+            self.gain.bias.zero_()
+
+    def _spectrum(self, noise: torch.Tensor, gain: torch.Tensor, f0: torch.Tensor, phase0: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        source, end = harmonic_excitation(f0, phase0, self.istft.n_fft, self.istft.hop, self.sample_rate, self.f_max)
+        return self.istft.spectrum(noise) + torch.exp(gain.float().clamp(max=8.0)) * source, end
+
+    def forward(self, h: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+        """h (B, channels, F) features, f0 (B, F) Hz at the head's frame rate -> (B, 1, F * hop)."""
+        phase0 = h.new_zeros(h.shape[0], dtype=torch.float64)
+        spec, _ = self._spectrum(self.noise(h), self.gain(h), f0, phase0)
+        return self.istft.overlap_add(spec)[..., : h.shape[-1] * self.istft.hop]
+
+    def step(self, h: torch.Tensor, f0: torch.Tensor, state: dict) -> torch.Tensor:
+        phase0 = state.get(id(self), h.new_zeros(h.shape[0], dtype=torch.float64))
+        spec, state[id(self)] = self._spectrum(self.noise.step(h, state), self.gain.step(h, state), f0, phase0)
+        return carry_tail(self.istft.overlap_add(spec), h.shape[-1] * self.istft.hop, state, id(self.istft))
+
+
+class HarmonicDecoder(nn.Module):
+    """``istft_decoder``'s body, then a ``SourceFilterHead`` driven by the f0 sent with each latent frame
+    (held over the frame's head frames)."""
+
+    def __init__(self, body: Stack, head: SourceFilterHead, up: int):
+        super().__init__()
+        self.body, self.head, self.up = body, head, up
+
+    def forward(self, z: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(z), f0.repeat_interleave(self.up, -1))
+
+    def step(self, z: torch.Tensor, state: dict, f0: torch.Tensor) -> torch.Tensor:
+        return self.head.step(self.body.step(z, state), f0.repeat_interleave(self.up, -1), state)
 
 
 class STFTFrontend(nn.Module):
@@ -204,9 +285,11 @@ def stft_encoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft:
 
 
 def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft: int, head_hop: int,
-                  activation: str = "elu") -> Stack:
+                  activation: str = "elu", sample_rate: int = 0) -> Stack | HarmonicDecoder:
     """A decoder that works at low rates only: residual units at the frame rate and at the head's rate
-    (one causal upsampling between), then ``ISTFTHead``. No layer runs at the waveform rate."""
+    (one causal upsampling between), then ``ISTFTHead``. No layer runs at the waveform rate. With
+    ``sample_rate``, a ``SourceFilterHead`` (harmonics up to 0.475 x sample_rate) instead: a
+    ``HarmonicDecoder`` that takes the frames' f0 beside the latents."""
     _check_stft(n_fft, head_hop, hop)
     up, ch = hop // head_hop, channels
     layers: list[nn.Module] = [CausalConv1d(dim, ch, 7)]
@@ -215,6 +298,9 @@ def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft
         layers += [Act(activation), Upsample(ch, ch // 2, up, 2 * up)]
         ch //= 2
         layers += [ResUnit(ch, d, activation=activation) for d in dilations]
+    if sample_rate:
+        return HarmonicDecoder(Stack(*layers, Act(activation)),
+                               SourceFilterHead(ch, n_fft, head_hop, sample_rate, 0.475 * sample_rate), up)
     layers += [Act(activation), CausalConv1d(ch, n_fft + 2, 3), ISTFTHead(n_fft, head_hop)]
     return Stack(*layers)
 
@@ -230,12 +316,12 @@ class Shortcut(nn.Module):
     steps, where the deep path alone is still near 0 dB SNR (benchmarks/svcodec_probe.py); it costs < 1% of
     the compute."""
 
-    def __init__(self, deep: Stack, linear: nn.Module):
+    def __init__(self, deep: nn.Module, linear: nn.Module):
         super().__init__()
         self.deep, self.linear = deep, linear
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.deep(x) + self.linear(x)
+    def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        return self.deep(x, *cond) + self.linear(x)
 
-    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        return self.deep.step(x, state) + self.linear.step(x, state)
+    def step(self, x: torch.Tensor, state: dict, *cond: torch.Tensor) -> torch.Tensor:
+        return self.deep.step(x, state, *cond) + self.linear.step(x, state)

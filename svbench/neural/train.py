@@ -41,6 +41,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "disc_channels": 16,
     "adv_loss": "lsgan",  # lsgan | hinge
     "adv_start": 0,  # step at which adversarial training starts
+    "wave_lowpass_hz": 0.0,  # > 0: the waveform L1 (w_wave) on the band below this only
     "w_recon": 1.0, "w_wave": 0.0, "w_adv": 1.0, "w_fm": 2.0, "w_commit": 1.0, "w_codebook": 1.0, "w_usage": 0.1,
     "reseed_every": 100, "reseed_threshold": 0.01,
     "log_every": 10, "valid_every": 500, "ckpt_every": 250,
@@ -185,7 +186,7 @@ class Trainer:
         row: dict[str, float] = {"recon": recon.item()}
         total = t["w_recon"] * recon
         if t["w_wave"]:  # time-domain L1: pins the phase that the magnitude losses leave free
-            wave = torch.nn.functional.l1_loss(y, xs)
+            wave = losses.waveform_l1(y, xs, self.model.sample_rate, t["wave_lowpass_hz"])
             total = total + t["w_wave"] * wave
             row["wave"] = wave.item()
         for k in ("commit", "codebook", "usage"):
