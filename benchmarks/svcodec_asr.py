@@ -64,7 +64,7 @@ def main() -> None:
              "wer_text": jiwer.wer(list(truth.values()), list(heard.values())), "wer_vs_original": 0.0}]
     for name in args.codecs.split(","):
         codec = make_codec(get_card("codecs", name))
-        for label in GRID[name].split(","):
+        for label in GRID.get(name, GRID["svcodec"]).split(","):  # another card: svcodec's grid
             bitrate = Bitrate.parse(label)
             hyps = {u: transcribe(asr, codec.decode(codec.encode(x, bitrate)), 8000) for u, x in originals.items()}
             rows.append({"system": name, "bitrate": label, "clips": len(hyps),

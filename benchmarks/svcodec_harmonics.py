@@ -84,11 +84,12 @@ def main() -> None:
         for label in ("2k", "4k"):
             n_q = codec._n_q(Bitrate.parse(label))
             with torch.no_grad():
-                latents = [model.quantizer.decode(torch.from_numpy(model.encode_audio(x, n_q).T.copy())[None])
-                           for x in clips]
-                network = [model.decoder(z)[0, 0].numpy() for z in latents]
-                paths = {p: [getattr(model.decoder, p)(z)[0, 0].numpy() for z in latents]
-                         for p in ("deep", "linear") if model.cfg["shortcut"]}
+                inputs = [model.decoder_inputs(model.encode_audio(x, n_q)) for x in clips]  # latents, f0
+                network = [model.decoder(z, *cond)[0, 0].numpy() for z, cond in inputs]
+                paths = {}
+                if model.cfg["shortcut"]:  # the deep path takes the f0 of a source-filter model, the linear not
+                    paths["deep"] = [model.decoder.deep(z, *cond)[0, 0].numpy() for z, cond in inputs]
+                    paths["linear"] = [model.decoder.linear(z)[0, 0].numpy() for z, _ in inputs]
             rows.append(score(f"{name} network output", label, network, clips, f0s))
             served = [codec.decode(codec.encode(x, Bitrate.parse(label))) for x in clips]
             rows.append(score(f"{name} + postfilter ({codec.postfilter})", label, served, clips, f0s))

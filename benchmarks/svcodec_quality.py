@@ -69,7 +69,7 @@ def main() -> None:
     manifest = held_out(work / "heldout.csv", args.clips, args.max_seconds)
     summary = []
     for codec in args.codecs.split(","):
-        run_args = ["--codec", codec, "--bitrate", GRID[codec], "--workers", str(args.workers)]
+        run_args = ["--codec", codec, "--bitrate", GRID.get(codec, GRID["svcodec"]), "--workers", str(args.workers)]
         for row in svbench_run(run_args, manifest, args.metrics, work / "ws"):
             summary.append(row)
             kbps = row.get("measured_kbps", row.get("kbps")) or 0.0

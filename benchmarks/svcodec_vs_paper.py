@@ -1,6 +1,6 @@
 """svbench's own svcodec / soundstream beside the paper's SVCODEC, on the clips of the SVCODEC demo page.
 
-    python benchmarks/svcodec_vs_paper.py [--metrics pesq,stoi] [-o results.json]
+    python benchmarks/svcodec_vs_paper.py [--metrics pesq,stoi] [--codecs svcodec,soundstream] [-o results.json]
 
 The demo page ships SVCODEC outputs (0.5-4 kbps), Codec 2 and Opus for 5 LibriSpeech test-clean
 utterances. Every system is scored against the same 16 kHz references, at 8 kHz, through `svbench run`
@@ -37,6 +37,7 @@ def demo_folder() -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--metrics", default="pesq,stoi")
+    ap.add_argument("--codecs", default=",".join(OURS), help="svbench's codecs (cards) to score beside the paper's")
     ap.add_argument("-o", "--output", type=Path)
     args = ap.parse_args()
     demo = demo_folder()
@@ -53,7 +54,8 @@ def main() -> None:
     for system in PAPER_SYSTEMS:
         paper_args += ["--decoded", str(demo / "decoded" / system)]
     summary = svbench_run(paper_args, refs, args.metrics, work / "paper")
-    for codec, bitrates in OURS.items():
+    for codec in args.codecs.split(","):
+        bitrates = OURS.get(codec, OURS["svcodec"])
         summary += svbench_run(["--codec", codec, "--bitrate", bitrates], refs, args.metrics, work / codec)
     keys = [k for k in ("pesq_nb", "stoi") if k in summary[0]]
     for row in summary:

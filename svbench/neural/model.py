@@ -29,6 +29,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,  # of the codebook loss's soft assignment, relative to the mean code distance
     "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
     "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
+    "shortcut_lowpass_hz": 0,  # > 0: low-pass the decoder's linear path there (FixedLowpass); 0: full band
     "activation": "elu",  # elu (SEANet) | leaky_relu (slope 0.1, HiFi-GAN; no exp, faster on CPU)
     "head": "wave",  # wave (SEANet decoder up to the sample rate) | istft (low-rate decoder + inverse-STFT head)
     "istft_fft": 160,  # istft head: FFT size and hop, in samples
@@ -97,7 +98,7 @@ class NeuralCodec(nn.Module):
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
         if cfg["shortcut"]:
-            analysis, synthesis = frame_transform(cfg["dim"], self.hop)
+            analysis, synthesis = frame_transform(cfg["dim"], self.hop, cfg["shortcut_lowpass_hz"], self.sample_rate)
             self.encoder, self.decoder = Shortcut(enc, analysis), Shortcut(dec, synthesis)
 
     @property
@@ -125,10 +126,14 @@ class NeuralCodec(nn.Module):
     def encode(self, x: torch.Tensor, n_q: int) -> torch.Tensor:
         return self.quantizer.encode(self.encoder(x), n_q)
 
-    @torch.no_grad()
-    def decode(self, codes: torch.Tensor, f0: torch.Tensor | None = None) -> torch.Tensor:
-        """codes (B, n_q, F), and with f0_bits the frames' f0 in Hz (B, F) -> (B, 1, F * hop)."""
-        return self.decoder(self.quantizer.decode(codes), *([] if f0 is None else [f0]))
+    def decoder_inputs(self, codes: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """What ``encode_audio`` gives -> the decoder's inputs: the quantised latents (1, dim, F), and for a
+        model that sends f0 a list holding the frames' f0 in Hz (1, F) (else an empty list)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        cond: list[torch.Tensor] = []
+        if self.pitch:
+            cond, codes = [torch.from_numpy(self.pitch.hz(codes[:, 0])).float()[None]], codes[:, 1:]
+        return self.quantizer.decode(torch.from_numpy(codes).t()[None]), cond
 
     def encode_audio(self, audio: np.ndarray, n_q: int) -> np.ndarray:
         """float32 mono at sample_rate -> codes (frames, n_q) int, after a column of f0 indices if the model
@@ -140,13 +145,11 @@ class NeuralCodec(nn.Module):
             codes = np.concatenate([self.pitch.indices(x[0, 0].numpy())[:, None], codes], 1)
         return codes
 
+    @torch.no_grad()
     def decode_audio(self, codes: np.ndarray) -> np.ndarray:
         """What ``encode_audio`` gives -> float32 samples (whole frames)."""
-        codes = np.asarray(codes, dtype=np.int64)
-        f0 = None
-        if self.pitch:
-            f0, codes = torch.from_numpy(self.pitch.hz(codes[:, 0])).float()[None], codes[:, 1:]
-        return self.decode(torch.from_numpy(codes).t()[None], f0)[0, 0].numpy()
+        latents, cond = self.decoder_inputs(codes)
+        return self.decoder(latents, *cond)[0, 0].numpy()
 
 
 class StreamingEncoder:
