@@ -32,8 +32,8 @@ SMALL = {"channels": 4, "dim": 16}
 CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
 # the low-rate decoder with an inverse-STFT head (svcodec's tiny recipe)
 ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "front": "stft", "head_channels": 32}
-# the same with each frame's f0 sent, a source-filter head and the linear path low-passed (svcodec's tiny-sf)
-SF_ARCH = {**ISTFT_ARCH, "f0_bits": 10, "shortcut_lowpass_hz": 1000}
+# the same with each frame's f0 sent and a source-filter head (svcodec's tiny-sf recipe)
+SF_ARCH = {**ISTFT_ARCH, "f0_bits": 10}
 ARCHS = pytest.mark.parametrize("arch", [{}, CARD_ARCH, ISTFT_ARCH, SF_ARCH],
                                 ids=["plain", "card", "istft", "source-filter"])
 
@@ -125,23 +125,6 @@ def test_causal(arch: dict) -> None:
         xs, xs2 = (torch.from_numpy(a)[None, None] for a in (x, x2))
         z, z2 = m.encoder(xs), m.encoder(xs2)
         assert torch.equal(z[..., : t // m.hop], z2[..., : t // m.hop])
-
-
-def test_linear_path_lowpass_response() -> None:
-    """FixedLowpass is the minimum-phase half of a firwin design. Expected values from the two definitions:
-    firwin's gain at its cutoff is 0.5 (-6 dB), and scipy's homomorphic minimum_phase keeps the square root of
-    the design's magnitude, so -3 dB at the cutoff, 0 dB well inside the pass band; minimum phase puts the
-    energy at the start, so the pass band's group delay is a few samples, not the 63 of the linear-phase design."""
-    from scipy.signal import freqz, group_delay
-
-    from svbench.neural.modules import FixedLowpass
-
-    taps = FixedLowpass(1000, 8000).kernel[0, 0].numpy()[::-1].astype(np.float64)
-    f = np.array([200.0, 1000.0, 2500.0, 3500.0])
-    h = 20 * np.log10(np.abs(freqz(taps, worN=f, fs=8000)[1]))
-    assert abs(h[0]) < 0.1 and abs(h[1] + 3.01) < 0.1
-    assert (h[2:] < -25).all()
-    assert group_delay((taps, [1.0]), w=[300.0], fs=8000)[1][0] < 10
 
 
 def test_waveform_l1_low_band_only() -> None:

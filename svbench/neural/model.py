@@ -29,7 +29,6 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,  # of the codebook loss's soft assignment, relative to the mean code distance
     "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
     "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
-    "shortcut_lowpass_hz": 0,  # > 0: low-pass the decoder's linear path there (FixedLowpass); 0: full band
     "activation": "elu",  # elu (SEANet) | leaky_relu (slope 0.1, HiFi-GAN; no exp, faster on CPU)
     "head": "wave",  # wave (SEANet decoder up to the sample rate) | istft (low-rate decoder + inverse-STFT head)
     "istft_fft": 160,  # istft head: FFT size and hop, in samples
@@ -98,7 +97,7 @@ class NeuralCodec(nn.Module):
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
         if cfg["shortcut"]:
-            analysis, synthesis = frame_transform(cfg["dim"], self.hop, cfg["shortcut_lowpass_hz"], self.sample_rate)
+            analysis, synthesis = frame_transform(cfg["dim"], self.hop)
             self.encoder, self.decoder = Shortcut(enc, analysis), Shortcut(dec, synthesis)
 
     @property

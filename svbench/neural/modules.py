@@ -305,35 +305,9 @@ def istft_decoder(channels: int, dim: int, hop: int, dilations: list[int], n_fft
     return Stack(*layers)
 
 
-class FixedLowpass(nn.Module):
-    """A fixed causal low-pass: the minimum-phase half (64 taps) of a 127-tap ``firwin`` design at ``cutoff_hz``
-    (``scipy.signal.minimum_phase``, homomorphic: magnitude the square root of the design's, so -3 dB at the
-    cutoff and about -30 dB in the stop band). Minimum phase keeps its delay in the pass band to a few samples."""
-
-    def __init__(self, cutoff_hz: float, sample_rate: int):
-        super().__init__()
-        from scipy.signal import firwin, minimum_phase
-
-        taps = minimum_phase(firwin(127, cutoff_hz, fs=sample_rate), method="homomorphic")
-        self.register_buffer("kernel", torch.tensor(taps[::-1].copy(), dtype=torch.float32)[None, None],
-                             persistent=False)
-        self.pad = self.kernel.shape[-1] - 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv1d(F.pad(x, (self.pad, 0)), self.kernel.to(x.dtype))
-
-    def step(self, x: torch.Tensor, state: dict) -> torch.Tensor:
-        return F.conv1d(with_past(x, state, id(self), self.pad), self.kernel.to(x.dtype))
-
-
-def frame_transform(dim: int, hop: int, lowpass_hz: float = 0.0,
-                    sample_rate: int = 8000) -> tuple[CausalConv1d, nn.Module]:
-    """The linear path of ``Shortcut``: analysis over the current and the previous frame, overlapping
-    synthesis, followed by ``FixedLowpass`` if ``lowpass_hz`` > 0 (the band above is the deep path's alone)."""
-    synthesis: nn.Module = Upsample(dim, 1, hop, 2 * hop)
-    if lowpass_hz:
-        synthesis = Stack(synthesis, FixedLowpass(lowpass_hz, sample_rate))
-    return CausalConv1d(1, dim, 2 * hop, stride=hop), synthesis
+def frame_transform(dim: int, hop: int) -> tuple[CausalConv1d, Upsample]:
+    """The linear path of ``Shortcut``: analysis over the current and the previous frame, overlapping synthesis."""
+    return CausalConv1d(1, dim, 2 * hop, stride=hop), Upsample(dim, 1, hop, 2 * hop)
 
 
 class Shortcut(nn.Module):
