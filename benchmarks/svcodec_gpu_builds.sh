@@ -3,6 +3,8 @@
 # machine (benchmarks/svcodec_quality.py, svcodec_asr.py, svcodec_harmonics.py take a build folder).
 # Usage (repository root): SVBENCH_SPEECH=/path/to/speech OUT=/tmp/gpu bash benchmarks/svcodec_gpu_builds.sh \
 #     NAME=RECIPE:STEPS[:SECTION.KEY=VALUE,...] [...]   (the options as in `svbench build --set`)
+# svbench must be installed there (its metrics are entry points; PYTHONPATH alone is not enough): e.g. a wheel of
+# this checkout, `pip wheel --no-deps . -w .whl`, installed with pesq, pystoi, soundfile and soxr wheels.
 # Each build stops at MAX_S seconds (default 480) if not done; OUT/NAME.tar.gz holds its folder without last.pt
 # (model.safetensors, config.json, train_log.csv, valid.csv, the build's log).
 set -u
