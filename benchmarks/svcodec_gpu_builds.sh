@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Whole `svbench build svcodec` runs on one GPU, side by side, brought back to be evaluated on the CPU
-# machine (benchmarks/svcodec_quality.py, svcodec_asr.py, svcodec_harmonics.py take a build folder).
+# machine: the svcodec benchmarks score it through a card copy whose [params] checkpoint points at its
+# model.safetensors (docs/svcodec.md, "Another recipe in `svbench run`").
 # Usage (repository root): SVBENCH_SPEECH=/path/to/speech OUT=/tmp/gpu bash benchmarks/svcodec_gpu_builds.sh \
 #     NAME=RECIPE:STEPS[:SECTION.KEY=VALUE,...] [...]   (the options as in `svbench build --set`)
 # svbench must be installed there (its metrics are entry points; PYTHONPATH alone is not enough): e.g. a wheel of
 # this checkout, `pip wheel --no-deps . -w .whl`, installed with pesq, pystoi, soundfile and soxr wheels.
 # Each build stops at MAX_S seconds (default 480) if not done; OUT/NAME.tar.gz holds its folder without last.pt
-# (model.safetensors, config.json, train_log.csv, valid.csv, the build's log).
+# (model.safetensors, config.json, train_log.csv, valid.csv, the build's log): a build stopped before its end
+# brings back its curve but no weights.
 set -u
 OUT=${OUT:-/tmp/svcodec_gpu}
 RUNS=${RUNS:-/tmp/svcodec_gpu_runs}
