@@ -104,12 +104,10 @@ class NeuralCodecAdapter(CardCodec):
     def bitrates(self) -> list[Bitrate]:
         """1..n_q quantizers of the recipe's model, plus its f0 field if it sends one (so a recipe with f0
         lists 1k..4.5k where the card's list is 0.5k..4k)."""
-        import math
+        from svbench.neural.model import bitrate_bps
 
         m = self._want_model()
-        frame_rate = m["sample_rate"] / math.prod(m["strides"])
-        frame_bits = [n * int(math.log2(m["codebook_size"])) + int(m["f0_bits"]) for n in range(1, m["n_q"] + 1)]
-        return [Bitrate.parse(round(bits * frame_rate)) for bits in frame_bits]
+        return [Bitrate.parse(round(bitrate_bps(m, n))) for n in range(1, m["n_q"] + 1)]
 
     def unsupported_reason(self, bitrate: Bitrate) -> str | None:
         modes = self.bitrates()

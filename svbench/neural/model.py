@@ -68,6 +68,13 @@ def recipe_config(card_data: dict[str, Any], recipe: str) -> dict[str, Any]:
     return cfg
 
 
+def bitrate_bps(cfg: dict[str, Any], n_q: int) -> float:
+    """Bit/s of a model (its config) with n_q quantizers: n_q codes and the f0 field (if any) per frame."""
+    cfg = merge(MODEL_DEFAULTS, cfg)
+    frame_rate = cfg["sample_rate"] / math.prod(cfg["strides"])
+    return (n_q * math.log2(cfg["codebook_size"]) + cfg["f0_bits"]) * frame_rate
+
+
 class NeuralCodec(nn.Module):
     def __init__(self, cfg: dict[str, Any]):
         super().__init__()
@@ -105,7 +112,7 @@ class NeuralCodec(nn.Module):
         return self.sample_rate / self.hop
 
     def kbps(self, n_q: int) -> float:
-        return (n_q * self.bits_per_code + self.f0_bits) * self.frame_rate / 1000
+        return bitrate_bps(self.cfg, n_q) / 1000
 
     def f0_hz(self, x: torch.Tensor) -> torch.Tensor:
         """The f0 the encoder sends, as the decoder reads it: x (B, 1, T) -> (B, T // hop) Hz, 0 unvoiced."""
@@ -179,10 +186,6 @@ class StreamingDecoder:
 
     @torch.no_grad()
     def push(self, codes: np.ndarray) -> np.ndarray:
-        codes = np.asarray(codes, dtype=np.int64)
-        f0: list[torch.Tensor] = []
-        if self.model.pitch:
-            f0, codes = [torch.tensor([[float(self.model.pitch.hz(codes[0]))]])], codes[1:]
-        c = torch.from_numpy(codes)[None, :, None]
-        out = self.model.decoder.step(self.model.quantizer.decode(c), self.state, *f0)[0, 0].numpy()
+        latents, cond = self.model.decoder_inputs(np.asarray(codes)[None])
+        out = self.model.decoder.step(latents, self.state, *cond)[0, 0].numpy()
         return self.postfilter.push(out) if self.postfilter else out

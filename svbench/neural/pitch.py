@@ -1,18 +1,34 @@
 """The f0 that a source-filter model sends beside its codes: one causal pitch estimate per 20 ms frame.
 
-Per frame, the pitch lag of the frame's own samples (``postfilter.pitch_lags``: normalised correlation with
-the signal one lag earlier, the period preferred over its multiples), refined to a fraction of a sample by
-a parabola through the correlation around the peak. Voiced where that correlation reaches ``voicing`` and
-the frame is louder than ``floor_db`` dBFS. Coded in ``bits`` bits: 0 = unvoiced, 1 .. 2**bits - 1 =
-log-uniform steps over ``f0_range`` (10 bits: 0.2 % apart over 50-400 Hz). Only samples up to the end of
-the frame are read, so the tracker adds no look-ahead to the encoder.
+Per frame, YIN's cumulative-mean-normalised difference (de Cheveigne and Kawahara 2002) of the frame's own
+samples with the same span tau samples earlier: the first dip under ``threshold`` (the period, not a
+multiple), walked down to its bottom, else the lowest point, refined to a fraction of a sample by a
+parabola. Voiced where that dip is under ``voicing`` and the frame is louder than ``floor_db`` dBFS. Coded
+in ``bits`` bits: 0 = unvoiced, 1 .. 2**bits - 1 = log-uniform steps over ``f0_range`` (10 bits: 0.2 %
+apart over 50-400 Hz). Only samples up to the end of the frame are read, so the tracker adds no
+look-ahead to the encoder.
 """
-
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+
+def lagged_products(buf: np.ndarray, squares: np.ndarray, start: np.ndarray, win: int, lo: int, hi: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For the ``win`` samples of ``buf`` from each of ``start`` (S,): their dot product with the same span
+    tau samples earlier and that earlier span's energy, for tau = lo..hi (each (S, hi - lo + 1); by FFT), and
+    their own energy (S,). ``squares`` is [0, cumsum(buf ** 2)]; buf holds hi samples before each start.
+    The pitch postfilter and the pitch coder both search lags with these."""
+    lags = np.arange(lo, hi + 1)
+    target = buf[start[:, None] + np.arange(win)]
+    seg = buf[(start - hi)[:, None] + np.arange(win + hi - lo)]
+    nfft = 1 << (2 * win + hi - lo).bit_length()
+    # seg[j : j + win] . target for j = hi - tau, every tau at once
+    corr = np.fft.irfft(np.fft.rfft(seg, nfft) * np.conj(np.fft.rfft(target, nfft)), nfft)[:, hi - lags]
+    past = start[:, None] - lags
+    return corr, squares[past + win] - squares[past], (target * target).sum(1)
 
 
 class PitchCoder:
@@ -31,16 +47,10 @@ class PitchCoder:
     def difference(self, buf: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """YIN's cumulative-mean-normalised difference of the hop samples ending at each of ``ends`` with
         the same samples tau earlier, tau = 0..max_lag (S, max_lag + 1); buf holds max_lag samples before."""
-        win, lags = self.hop, np.arange(self.max_lag + 1)
-        start = ends - win
-        target = buf[start[:, None] + np.arange(win)]
-        seg = buf[(start - self.max_lag)[:, None] + np.arange(win + self.max_lag)]
-        nfft = 1 << (2 * win + self.max_lag).bit_length()
-        corr = np.fft.irfft(np.fft.rfft(seg, nfft) * np.conj(np.fft.rfft(target, nfft)), nfft)[:, self.max_lag - lags]
         squares = np.concatenate([[0.0], np.cumsum(buf * buf)])
-        past = start[:, None] - lags
-        d = np.maximum(corr[:, :1] + squares[past + win] - squares[past] - 2 * corr, 0.0)
-        mean = np.cumsum(d[:, 1:], 1) / lags[1:]
+        corr, past_energy, _ = lagged_products(buf, squares, ends - self.hop, self.hop, 0, self.max_lag)
+        d = np.maximum(corr[:, :1] + past_energy - 2 * corr, 0.0)
+        mean = np.cumsum(d[:, 1:], 1) / np.arange(1, self.max_lag + 1)
         return np.concatenate([np.ones((len(ends), 1)), d[:, 1:] / np.maximum(mean, 1e-12)], 1)
 
     def indices(self, audio: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from svbench.neural.pitch import lagged_products
+
 
 class SubframeFilter:
     """Streaming on whole subframes: ``push`` filters what whole subframes the samples so far allow, keeping
@@ -59,21 +61,12 @@ class PitchPostfilter(SubframeFilter):
     def _subframes(self, buf: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Filter the subframes ending at ``ends`` (each with win + max_lag samples of buf before it); the
         filter reads unfiltered samples only, so subframes are independent and go in batches."""
-        lags = np.arange(self.min_lag, self.max_lag + 1)
-        seg_len = self.win + self.max_lag - self.min_lag
-        nfft = 1 << (seg_len + self.win).bit_length()
-        segments = sliding_window_view(buf, seg_len)
         squares = np.concatenate([[0.0], np.cumsum(buf * buf)])
         out = []
         for batch in np.array_split(ends, max(1, len(ends) // 64)):
-            start = batch - self.win  # where each subframe's analysis window starts
-            target = buf[start[:, None] + np.arange(self.win)]  # (S, win)
-            past_start = start[:, None] - lags  # (S, L): the window one lag earlier
-            # correlation with every lag at once: seg[j : j + win] . target for j = max_lag - lag
-            spec = np.fft.rfft(segments[start - self.max_lag], nfft) * np.conj(np.fft.rfft(target, nfft))
-            corr = np.fft.irfft(spec, nfft)[:, self.max_lag - lags]
-            energy = squares[past_start + self.win] - squares[past_start]
-            rho = corr / np.sqrt(np.maximum(energy, 0) * (target * target).sum(1)[:, None] + 1e-12)
+            # each subframe's analysis window against the same span one lag earlier, every lag at once
+            corr, energy, own = lagged_products(buf, squares, batch - self.win, self.win, self.min_lag, self.max_lag)
+            rho = corr / np.sqrt(np.maximum(energy, 0) * own[:, None] + 1e-12)
             best = rho.argmax(1)
             rows = np.arange(len(batch))
             for k in (3, 2):  # a multiple of the period correlates as well: prefer the period itself
