@@ -142,6 +142,18 @@ def test_waveform_l1_low_band_only() -> None:
         assert ratio[0] < r < ratio[1], (f_err, r)
 
 
+def test_log_mel_l1_measures_envelope_gain() -> None:
+    """A gain g on the output changes every mel power by g^2, so the loss is |ln g^2| wherever the power is
+    well above the floor (loud noise here): 6.02 dB gives ln 4. Identical signals give 0."""
+    from svbench.neural.losses import log_mel_l1
+
+    target = 0.3 * torch.randn(2, 8000, generator=torch.Generator().manual_seed(0))
+    assert log_mel_l1(target, target, 8000).item() == 0.0
+    for gain in (2.0, 0.5):
+        loss = log_mel_l1(gain * target, target, 8000).item()
+        assert abs(loss - np.log(4.0)) < 1e-3, (gain, loss)
+
+
 def test_bitstream_round_trip_bit_exact() -> None:
     rng = np.random.default_rng(0)
     for frames, n_q in ((1, 1), (7, 3), (50, 8)):

@@ -144,6 +144,27 @@ def test_resume_from_a_state_older_than_a_model_option(manifests: tuple[Path, Pa
         Trainer(cfg, tmp_path, train, None, progress=False)
 
 
+def test_resume_from_a_state_older_than_a_train_option(manifests: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same rule for a training option (w_mel here), and the loss log begun before the option keeps its
+    own columns, so every row still lines up with its header."""
+    train, _ = manifests
+    Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
+    state = checkpoint.load_state(tmp_path / "last.pt")
+    del state["config"]["train"]["w_mel"]
+    checkpoint.save_state(tmp_path / "last.pt", state)
+    log = tmp_path / "train_log.csv"
+    rows = list(csv.reader(log.open()))
+    col = rows[0].index("mel")
+    log.write_text("".join(",".join(r[:col] + r[col + 1:]) + "\n" for r in rows))  # as an older version wrote it
+    resumed = Trainer(smoke_config(steps=2), tmp_path, train, None, progress=False, log=lambda m: None)
+    assert resumed.step == 1
+    resumed.run()
+    rows = list(csv.reader(log.open()))
+    assert "mel" not in rows[0] and [len(r) for r in rows] == [len(rows[0])] * 3
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        Trainer(smoke_config(steps=3, w_mel=1.0), tmp_path, train, None, progress=False)
+
+
 def test_held_out_set_refused(tmp_path: Path) -> None:
     (tmp_path / "svcodec-demo").mkdir()
     sf.write(tmp_path / "svcodec-demo" / "a.wav", _clip(0, 0.5, 8000), 8000)

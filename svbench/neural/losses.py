@@ -64,6 +64,15 @@ def multi_scale_mel(x: torch.Tensor, y: torch.Tensor, sr: int, ffts: list[int], 
     return total / len(ffts)
 
 
+def log_mel_l1(x: torch.Tensor, y: torch.Tensor, sr: int, n_fft: int = 256, n_mels: int = 32,
+               floor: float = 1e-7) -> torch.Tensor:
+    """L1 of log mel power (x output, y target, (B, T)) over 32 ms frames: the short-time envelope a
+    recognizer's MFCCs are made from, with each frame's harmonic fine structure pooled away."""
+    basis = _mel_basis(sr, n_fft, n_mels).to(x.device)
+    mx, my = basis @ _stft_mag(x, n_fft) ** 2, basis @ _stft_mag(y, n_fft) ** 2
+    return F.l1_loss(torch.log(mx + floor), torch.log(my + floor))
+
+
 def d_loss(real: list, fake: list, kind: str) -> torch.Tensor:
     total = 0.0
     for (lr, _), (lf, _) in zip(real, fake, strict=True):

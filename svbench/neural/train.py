@@ -42,7 +42,8 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "adv_loss": "lsgan",  # lsgan | hinge
     "adv_start": 0,  # step at which adversarial training starts
     "wave_lowpass_hz": 0.0,  # > 0: the waveform L1 (w_wave) on the band below this only
-    "w_recon": 1.0, "w_wave": 0.0, "w_adv": 1.0, "w_fm": 2.0, "w_commit": 1.0, "w_codebook": 1.0, "w_usage": 0.1,
+    "w_recon": 1.0, "w_wave": 0.0, "w_mel": 0.0, "w_adv": 1.0, "w_fm": 2.0,
+    "w_commit": 1.0, "w_codebook": 1.0, "w_usage": 0.1,
     "reseed_every": 100, "reseed_threshold": 0.01,
     "log_every": 10, "valid_every": 500, "ckpt_every": 250,
     "valid_clips": 8, "valid_seconds": 4.0, "valid_n_q": [2, 4, 6, 8],
@@ -50,17 +51,17 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "precision": "auto",  # auto (bf16 autocast on GPU, fp32 on CPU) | bf16 | fp32; the quantizer always runs in fp32
 }
 
-LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "adv", "fm", "commit", "codebook", "usage", "loss_d", "lr",
-              "codebook_use"]
+LOG_FIELDS = ["step", "time_s", "loss_g", "recon", "wave", "mel", "adv", "fm", "commit", "codebook", "usage", "loss_d",
+              "lr", "codebook_use"]
 
 
 def resume_key(cfg: dict[str, Any]) -> str:
     """What must match to resume: everything except the number of steps, the logging cadence, the precision and
     thread count (they change rounding, not the recipe) and the start of the adversarial phase (checked
-    separately: it may move only while neither old nor new start is reached). A model option newer than the
-    state takes its default, as when a checkpoint is loaded."""
+    separately: it may move only while neither old nor new start is reached). An option newer than the state
+    takes its default, as when a checkpoint is loaded."""
     skip = ("steps", "log_every", "valid_every", "ckpt_every", "adv_start", "precision", "threads")
-    train = {k: v for k, v in cfg["train"].items() if k not in skip}
+    train = {k: v for k, v in {**TRAIN_DEFAULTS, **cfg["train"]}.items() if k not in skip}
     return config_hash({"model": merge(MODEL_DEFAULTS, cfg["model"]), "train": train})
 
 
@@ -189,6 +190,10 @@ class Trainer:
             wave = losses.waveform_l1(y, xs, self.model.sample_rate, t["wave_lowpass_hz"])
             total = total + t["w_wave"] * wave
             row["wave"] = wave.item()
+        if t["w_mel"]:  # log-mel envelope over 32 ms frames (what a recognizer's features see)
+            mel = losses.log_mel_l1(y, xs, self.model.sample_rate)
+            total = total + t["w_mel"] * mel
+            row["mel"] = mel.item()
         for k in ("commit", "codebook", "usage"):
             if k in qloss and t[f"w_{k}"]:
                 total = total + t[f"w_{k}"] * qloss[k]
@@ -309,6 +314,9 @@ def _fp32(outputs: list) -> list:
 
 def _append(path: Path, row: dict[str, Any], fields: list[str]) -> None:
     new = not path.exists()
+    if not new:  # a log begun by an older version keeps its columns
+        with path.open(newline="") as f:
+            fields = next(csv.reader(f), fields) or fields
     with path.open("a", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
