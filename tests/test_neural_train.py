@@ -148,15 +148,15 @@ def test_resume_from_a_state_older_than_a_train_option(manifests: tuple[Path, Pa
     """The same rule for a training option (w_mel here), and the loss log begun before the option keeps its
     own columns, so every row still lines up with its header."""
     train, _ = manifests
-    Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
+    Trainer(smoke_config(steps=1, w_mel=0.0), tmp_path, train, None, progress=False, log=lambda m: None).run()
     state = checkpoint.load_state(tmp_path / "last.pt")
-    del state["config"]["train"]["w_mel"]
+    del state["config"]["train"]["w_mel"]  # as if saved before the option existed; its default is 0
     checkpoint.save_state(tmp_path / "last.pt", state)
     log = tmp_path / "train_log.csv"
     rows = list(csv.reader(log.open()))
     col = rows[0].index("mel")
     log.write_text("".join(",".join(r[:col] + r[col + 1:]) + "\n" for r in rows))  # as an older version wrote it
-    resumed = Trainer(smoke_config(steps=2), tmp_path, train, None, progress=False, log=lambda m: None)
+    resumed = Trainer(smoke_config(steps=2, w_mel=0.0), tmp_path, train, None, progress=False, log=lambda m: None)
     assert resumed.step == 1
     resumed.run()
     rows = list(csv.reader(log.open()))
