@@ -54,12 +54,16 @@ def _mel_basis(sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
     return torch.clamp(torch.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), min=0)
 
 
+def _mel_power(x: torch.Tensor, sr: int, n_fft: int, n_mels: int) -> torch.Tensor:
+    """(B, T) -> mel-band power (B, n_mels, frames) of the floored STFT magnitude."""
+    return _mel_basis(sr, n_fft, n_mels).to(x.device) @ _stft_mag(x, n_fft) ** 2
+
+
 def multi_scale_mel(x: torch.Tensor, y: torch.Tensor, sr: int, ffts: list[int], n_mels: int = 64) -> torch.Tensor:
     """SoundStream's multi-scale spectral loss: L1 on mel energies + L2 on their log, scaled by sqrt(s/2)."""
     total = x.new_zeros(())
     for n in ffts:
-        basis = _mel_basis(sr, n, min(n_mels, n // 4)).to(x.device)
-        mx, my = basis @ _stft_mag(x, n) ** 2, basis @ _stft_mag(y, n) ** 2
+        mx, my = _mel_power(x, sr, n, min(n_mels, n // 4)), _mel_power(y, sr, n, min(n_mels, n // 4))
         total = total + F.l1_loss(mx, my) + (n / 2) ** 0.5 * F.mse_loss(torch.log(mx + 1e-5), torch.log(my + 1e-5))
     return total / len(ffts)
 
@@ -68,8 +72,7 @@ def log_mel_l1(x: torch.Tensor, y: torch.Tensor, sr: int, n_fft: int = 256, n_me
                floor: float = 1e-7) -> torch.Tensor:
     """L1 of log mel power (x output, y target, (B, T)) over 32 ms frames: the short-time envelope a
     recognizer's MFCCs are made from, with each frame's harmonic fine structure pooled away."""
-    basis = _mel_basis(sr, n_fft, n_mels).to(x.device)
-    mx, my = basis @ _stft_mag(x, n_fft) ** 2, basis @ _stft_mag(y, n_fft) ** 2
+    mx, my = _mel_power(x, sr, n_fft, n_mels), _mel_power(y, sr, n_fft, n_mels)
     return F.l1_loss(torch.log(mx + floor), torch.log(my + floor))
 
 
