@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -33,3 +34,18 @@ def librispeech_manifest(tmp_path: Path):
         return out
 
     return make
+
+
+@pytest.fixture(scope="session")
+def evs():
+    """The EVS reference programs, built once into svbench's cache from ../shared/tools/evs (about 1 minute)."""
+    from svbench.cards import get_card
+    from svbench.engine import make_codec
+
+    c = make_codec(get_card("codecs", "evs"))
+    if c.unavailable_reason():
+        tarball = need(SHARED / "tools" / "evs" / "evs-26443-h00.tar.gz")
+        script = Path(__file__).resolve().parents[1] / "scripts" / "build_evs.sh"
+        subprocess.run(["bash", str(script), str(tarball)], check=True, capture_output=True)
+    assert c.unavailable_reason() is None
+    return c

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,18 +165,6 @@ def test_card_only_command_codec_matches_the_in_process_codec(speech8k):
         cli.decode(b"junk")
     with pytest.raises(CodecError):
         cli.decode(bs[: len(bs) // 2])  # half the frames: far more than a frame short
-
-
-@pytest.fixture(scope="module")
-def evs(tmp_path_factory):
-    """The EVS reference programs, built once into svbench's cache from ../shared/tools/evs (about 1 minute)."""
-    c = codec("evs")
-    if c.unavailable_reason():
-        tarball = need(SPEECH.parents[1] / "tools" / "evs" / "evs-26443-h00.tar.gz")
-        script = Path(__file__).resolve().parents[1] / "scripts" / "build_evs.sh"
-        subprocess.run(["bash", str(script), str(tarball)], check=True, capture_output=True)
-    assert c.unavailable_reason() is None
-    return c
 
 
 @pytest.mark.parametrize("rate", ["7.2k", "9.6k", "13.2k", "24.4k"])
