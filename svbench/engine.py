@@ -201,7 +201,7 @@ def _evaluate(task: Task) -> UnitResult:
     ref_a, deg_a = align.apply(ref_e.samples, deg_e.samples, delay)
     r.compared_s = round(len(ref_a) / eval_sr, 4)
     t0 = time.perf_counter()
-    r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr)
+    r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr, utt)
     r.t_metrics_s = round(time.perf_counter() - t0, 4)
     return r
 
@@ -235,8 +235,10 @@ def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio:
     return audio.check(Audio(decoded, codec.sample_rate), f"{codec.name}@{task.bitrate.label} output of {r.ref_path}")
 
 
-def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int) -> list[Any]:
-    """Every metric on one aligned pair; a metric's failure is a value with a reason, not a crash."""
+def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int,
+          utt: manifest_mod.Utterance | None = None) -> list[Any]:
+    """Every metric on one aligned pair; a metric's failure is a value with a reason, not a crash.
+    A metric that declares ``needs_text`` also gets the utterance (transcript, language) as ``utt``."""
     rows: list[Any] = []
     at_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {sr: (ref, deg)}
     for metric in metrics:
@@ -248,7 +250,8 @@ def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int) 
         try:
             if len(m_deg) / rate < metric.min_seconds:
                 raise MetricUndefined(f"clip too short: {len(m_deg) / rate:.3f} s < {metric.min_seconds} s")
-            values = metric(m_ref if metric.needs_reference else None, m_deg, rate)
+            context = {"utt": utt} if getattr(metric, "needs_text", False) else {}
+            values = metric(m_ref if metric.needs_reference else None, m_deg, rate, **context)
             results = [(key, float(v), None) if np.isfinite(v) else (key, None, "non-finite value")
                        for key, v in values.items()]
         except MetricUndefined as err:

@@ -1,6 +1,7 @@
 """Dataset manifests: CSV with at least ``id,path``; ``path`` relative to the manifest's folder or absolute.
 
-Optional columns: sample_rate, duration_s, speaker, text, split, license, source.
+Optional columns: sample_rate, duration_s, speaker, text, language, split, license, source.
+``language`` is a code such as ``en`` or ``zh`` (metrics that read the transcript check it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 REQUIRED = ("id", "path")
-OPTIONAL = ("sample_rate", "duration_s", "speaker", "text", "split", "license", "source")
+OPTIONAL = ("sample_rate", "duration_s", "speaker", "text", "language", "split", "license", "source")
 
 
 class ManifestError(Exception):
@@ -24,6 +25,7 @@ class Utterance:
     path: Path
     speaker: str = ""
     text: str = ""
+    language: str = ""  # e.g. "en", "zh"; empty when the manifest has no language column
 
 
 @dataclass
@@ -66,7 +68,8 @@ def load(path: str | Path) -> Manifest:
             continue
         seen[utt_id] = line
         audio_path = Path(rel) if Path(rel).is_absolute() else path.parent / rel
-        utterances.append(Utterance(utt_id, audio_path, row.get("speaker", ""), row.get("text", "")))
+        utterances.append(Utterance(utt_id, audio_path, row.get("speaker", ""), row.get("text", ""),
+                                    row.get("language", "").strip()))
     return Manifest(path, utterances, problems)
 
 

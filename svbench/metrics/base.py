@@ -42,6 +42,7 @@ class BaseMetric:
     Declared metadata (all recorded by :meth:`describe`):
 
     - ``needs_reference``: intrusive (True) or not.
+    - ``needs_text``: the engine also passes the utterance (``utt``: transcript, language) to :meth:`compute`.
     - ``sample_rate``: the engine resamples to this rate before calling; None = the evaluation rate.
     - ``native_sr``: the rate the algorithm is defined at, when the metric resamples by itself (and
       says so in its value keys, see :meth:`rate_for`); None = works at any rate.
@@ -52,6 +53,7 @@ class BaseMetric:
     """
 
     needs_reference = True
+    needs_text = False
     sample_rate: int | None = None  # None: computed at the evaluation rate
     native_sr: int | None = None
     higher_is_better = True
@@ -93,6 +95,7 @@ class BaseMetric:
             "impl": f"{cls.__module__}:{cls.__qualname__}",
             "card_sha256": self.card.sha256,
             "needs_reference": self.needs_reference,
+            **({"needs_text": True} if self.needs_text else {}),  # only when set: older run ids stay as they were
             "sample_rate": self.sample_rate,
             "native_sr": self.native_sr,
             "higher_is_better": self.higher_is_better,
@@ -122,7 +125,7 @@ class BaseMetric:
 
     # ------------------------------------------------------------- calling
 
-    def __call__(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
+    def __call__(self, ref: np.ndarray | None, deg: np.ndarray, sr: int, utt: Any = None) -> dict[str, float]:
         check_input(deg, "decoded", sr)
         if self.needs_reference:
             if ref is None:
@@ -131,6 +134,8 @@ class BaseMetric:
             level = rms_dbfs(ref)
             if level < SILENT_REFERENCE_DBFS:
                 raise MetricUndefined(f"reference is silent ({level:.1f} dBFS < {SILENT_REFERENCE_DBFS} dBFS)")
+        if self.needs_text:
+            return self.compute(ref, deg, sr, utt=utt)  # type: ignore[call-arg]
         return self.compute(ref, deg, sr)
 
     def compute(self, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[str, float]:
