@@ -2,8 +2,9 @@
 
 Every expected number below comes from a source outside svbench, named beside it. The upstream test
 audio is not part of svbench and is never committed: it lives under $SVBENCH_UPSTREAM_DATA (default
-~/.cache/svbench/upstream-testdata)/<owner>-<repo>/, copied from the upstream repositories at the
-commits listed in that folder's SOURCES.md, and the tests skip without it.
+../shared/data/upstream-testdata beside the checkout)/<owner>-<repo>/, byte-identical copies from the
+upstream repositories at the commits listed in that folder's SOURCES.md (checked against its
+SHA256SUMS below), and the tests skip without it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ import pytest
 
 from svbench import audio
 from svbench.metrics.base import load_metric
-from tests.conftest import need
+from tests.conftest import SHARED, need
 
-UPSTREAM = Path(os.environ.get("SVBENCH_UPSTREAM_DATA", Path.home() / ".cache" / "svbench" / "upstream-testdata"))
+UPSTREAM = Path(os.environ.get("SVBENCH_UPSTREAM_DATA", SHARED / "data" / "upstream-testdata"))
+
+
+def test_upstream_audio_is_byte_identical_to_its_sources():
+    import hashlib
+
+    sums = need(UPSTREAM / "SHA256SUMS").read_text().split("\n")
+    checked = 0
+    for line in filter(None, sums):
+        digest, name = line.split(maxsplit=1)
+        assert hashlib.sha256((UPSTREAM / name.lstrip("*")).read_bytes()).hexdigest() == digest, name
+        checked += 1
+    assert checked > 0
 
 
 def read(*parts: str) -> tuple[np.ndarray, int]:

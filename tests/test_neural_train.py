@@ -65,7 +65,7 @@ def test_smoke_training_loss_decreases(codec: str, manifests: tuple[Path, Path],
     with (out / "valid.csv").open() as f:
         val = list(csv.DictReader(f))
     assert val and float(val[0]["kbps"]) == 4.0 and -0.5 < float(val[0]["pesq_nb"]) < 4.6
-    assert 0 <= float(val[0]["stoi"]) <= 1
+    assert -1 <= float(val[0]["stoi"]) <= 1  # STOI is a mean correlation (Taal et al. 2011): an untrained model may be below 0
     info = json.loads((out / "config.json").read_text())
     assert info["step"] == 40 and info["seed"] == 1234 and len(info["train_manifest_sha256"]) == 64
     assert info["config"]["model"]["channels"] == 4 and len(info["config_hash"]) == 64
