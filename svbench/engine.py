@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -153,6 +154,28 @@ def _worker_metrics(cards: tuple[Card, ...]) -> list[BaseMetric]:
     return _metrics[key]
 
 
+WORKER_HOST: str | None = None  # set on cluster workers (svbench.dask_executor): errors name the host
+
+
+def _on_host(message: str) -> str:
+    return f"{message} (on worker host {WORKER_HOST})" if WORKER_HOST else message
+
+
+@functools.lru_cache(maxsize=4)
+def _read_reference(path: Path, _stamp: tuple[int, int]) -> Audio:
+    return audio.check(audio.read(path), path)
+
+
+def _reference(path: Path) -> Audio:
+    """Units arrive grouped by utterance, so a worker reads and checks each reference once (a copy per unit)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return audio.check(audio.read(path), path)  # the reader names the file and the reason
+    ref = _read_reference(path, (st.st_mtime_ns, st.st_size))
+    return Audio(ref.samples.copy(), ref.sr, list(ref.notes))
+
+
 def evaluate(task: Task) -> UnitResult:
     """Evaluate one unit; every failure becomes an error row naming the file and the reason."""
     try:
@@ -172,15 +195,15 @@ def _evaluate(task: Task) -> UnitResult:
     if task.planning_error:
         return r.fail("codec" if task.codec_card else "decoded", task.planning_error)
     try:
-        ref = audio.check(audio.read(utt.path), utt.path)
+        ref = _reference(utt.path)
     except AudioError as err:
-        return r.fail("reference", str(err))
+        return r.fail("reference", _on_host(str(err)))
     r.notes += ref.notes
     r.duration_s = round(ref.duration, 4)
     try:
         deg = _decoded(task, ref, r)
     except AudioError as err:
-        return r.fail("decoded", str(err))
+        return r.fail("decoded", _on_host(str(err)))
     except CodecError as err:
         return r.fail("codec", f"{task.codec}@{r.bitrate} on {utt.path}: {err}")
     eval_sr = ctx.eval_sr or min(ref.sr, deg.sr)
@@ -345,7 +368,9 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
         if on_start:
             on_start(len(todo))
         computed = 0
-        for result in executor.map_unordered(evaluate, todo):
+        rank = {u.id: i for i, u in enumerate(manifest.utterances)}
+        todo.sort(key=lambda t: rank[t.utt.id])  # an utterance's units together: one worker, one read
+        for result in executor.map_unordered(evaluate, todo, on_lost=_lost, group=_utterance):
             store.add_unit(run_id, result)
             computed += 1
             if on_unit:
@@ -358,6 +383,15 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
 
 def _label(task: Task) -> str:
     return task.bitrate.label if task.bitrate else "-"
+
+
+def _utterance(task: Task) -> str:
+    return task.utt.id
+
+
+def _lost(task: Task, err: BaseException) -> UnitResult:
+    """A unit whose worker died on every try (the executor bounds the tries) is an error row."""
+    return _result(task).fail("worker", f"{task.codec}@{_label(task)} on {task.utt.path}: {err}")
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:

@@ -2,24 +2,32 @@
 
 An executor takes a function and an iterable of picklable tasks and yields results as they finish,
 in any order. It keeps at most ``2 x workers`` tasks in flight, so memory stays bounded on any dataset.
+
+Two optional hooks: ``group(task)`` names the tasks that should run together on one worker (they
+come consecutively: the engine groups the units of one utterance so its reference is read once);
+``on_lost(task, error)`` turns a task that killed its worker on every try into a result (an error
+row) instead of ending the run. Executors that cannot lose a worker without losing the run (this
+process, a process pool) may ignore both.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+OnLost = Callable[[T, BaseException], R]
 
 
 class Executor(Protocol):
     workers: int
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]: ...
+    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T], on_lost: OnLost | None = None,
+                      group: Callable[[T], Hashable] | None = None) -> Iterator[R]: ...
 
 
 class SerialExecutor:
@@ -27,16 +35,26 @@ class SerialExecutor:
 
     workers = 1
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T], on_lost: OnLost | None = None,
+                      group: Callable[[T], Hashable] | None = None) -> Iterator[R]:
         for task in tasks:
             yield fn(task)
 
 
-def _single_threaded_worker() -> None:
-    # Parallelism comes from the worker processes; a library that also starts a thread per core
-    # would oversubscribe the machine.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def single_threaded_worker() -> None:
+    """Parallelism comes from the worker processes; a library that also starts a thread per core
+    would oversubscribe the machine. BLAS pools already started are limited through threadpoolctl."""
+    for var in THREAD_VARS:
         os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # threadpoolctl comes with scikit-learn (librosa); without it the variables suffice
+        pass
     torch = sys.modules.get("torch")  # only if already loaded: importing it costs seconds per worker
     if torch is not None:
         torch.set_num_threads(1)
@@ -48,10 +66,11 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
 
-    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T]) -> Iterator[R]:
+    def map_unordered(self, fn: Callable[[T], R], tasks: Iterable[T], on_lost: OnLost | None = None,
+                      group: Callable[[T], Hashable] | None = None) -> Iterator[R]:
         pending: set[Future[R]] = set()
         source = iter(tasks)
-        with ProcessPoolExecutor(self.workers, initializer=_single_threaded_worker) as pool:
+        with ProcessPoolExecutor(self.workers, initializer=single_threaded_worker) as pool:
             for task in source:
                 pending.add(pool.submit(fn, task))
                 if len(pending) >= 2 * self.workers:
@@ -62,7 +81,13 @@ class LocalExecutor:
                 yield from (f.result() for f in done)
 
 
-def make_executor(workers: int | None) -> Executor:
+def make_executor(workers: int | None, kind: str = "local", scheduler: str | None = None) -> Executor:
+    """``local``: this process for one worker, else a process pool; ``dask``: a Dask LocalCluster
+    of ``workers`` processes, or the existing Dask cluster at ``scheduler`` (tcp://HOST:PORT)."""
+    if scheduler or kind == "dask":
+        from svbench.dask_executor import DaskExecutor
+
+        return DaskExecutor(scheduler, workers)
     if workers == 1:
         return SerialExecutor()
     return LocalExecutor(workers)

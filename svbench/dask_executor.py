@@ -1,0 +1,197 @@
+"""Runs on Dask: a LocalCluster on this machine, an existing cluster, or SLURM/PBS jobs (dask-jobqueue).
+
+The client (``svbench run``) plans the grid and writes every result into the SQLite store as it
+arrives; workers only evaluate. Units of one utterance are submitted as one Dask task, so one worker
+reads and checks its reference once and keeps every codec and metric model loaded between tasks
+(the engine's per-process caches). At most ``2 x worker threads`` tasks are in flight, so the
+scheduler is never flooded and memory stays flat on any dataset.
+
+Faults: when a worker dies, Dask reruns its tasks on another worker. A task whose workers die
+``allowed-failures + 1`` times ends in ``KilledWorker``; a batch that does is split into single units
+so the healthy ones are still computed, and a single unit that does becomes an error row
+(``on_lost``) naming the last worker's address, never an endless retry and never a lost run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import logging
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any
+
+import dask
+from distributed import Client, Future, LocalCluster, WorkerPlugin, as_completed
+from distributed.scheduler import KilledWorker
+
+from svbench.executor import OnLost, single_threaded_worker
+
+# Scheduler settings svbench relies on (set on the schedulers it starts; for a scheduler started by
+# hand, export them: DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=2 and ..._WORKER_SATURATION=1.0).
+# allowed-failures: a task is retried after its worker died this many times, then it is KilledWorker.
+# worker-saturation 1.0: a worker holds only the tasks it runs, so a death blames only those.
+SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 2, "distributed.scheduler.worker-saturation": 1.0}
+IN_FLIGHT_PER_THREAD = 2
+
+
+class SvbenchWorker(WorkerPlugin):
+    """On every worker, present and future: one thread per library, and errors that name the host."""
+
+    name = "svbench"
+
+    def setup(self, worker: Any) -> None:
+        single_threaded_worker()
+        from svbench import engine
+
+        engine.WORKER_HOST = socket.gethostname()
+
+
+class WorkerLost(Exception):
+    def __init__(self, err: KilledWorker):
+        last = getattr(err.last_worker, "address", err.last_worker)
+        super().__init__(f"the worker evaluating this unit died on each of {err.allowed_failures + 1} tries "
+                         f"(last on worker {last}), so the unit itself kills its worker "
+                         "(a codec program crashing on this file?); see that worker's log")
+
+
+def _run_batch(fn: Callable[[Any], Any], batch: list[Any]) -> list[Any]:
+    return [fn(task) for task in batch]
+
+
+class DaskExecutor:
+    """``address``: join that scheduler; without one, start a LocalCluster of ``workers`` processes."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None):
+        import os
+
+        self.address = address
+        self.workers = workers or os.cpu_count() or 1
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Client]:
+        if self.address:
+            try:
+                client = Client(self.address, timeout="30s")
+            except (OSError, TimeoutError) as err:
+                raise ValueError(f"cannot reach the Dask scheduler at {self.address}: {err}") from None
+            with client:
+                yield client
+            return
+        with dask.config.set(SCHEDULER_CONFIG), LocalCluster(
+            n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, silence_logs=logging.ERROR,
+        ) as cluster, Client(cluster) as client:
+            yield client
+
+    def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any], on_lost: OnLost | None = None,
+                      group: Callable[[Any], Hashable] | None = None) -> Iterator[Any]:
+        batches = (list(b) for _, b in itertools.groupby(tasks, group)) if group else ([t] for t in tasks)
+        first = next(batches, None)
+        if first is None:  # nothing to do: start no cluster
+            return
+        with self._connect() as client:
+            client.register_plugin(SvbenchWorker())
+            yield from _stream(client, fn, itertools.chain([first], batches), on_lost)
+
+
+def _stream(client: Client, fn: Callable[[Any], Any], batches: Iterator[list[Any]],
+            on_lost: OnLost | None) -> Iterator[Any]:
+    running: dict[Future, list[Any]] = {}
+    finished = as_completed()
+    limit, checked = IN_FLIGHT_PER_THREAD, 0.0
+
+    def submit(batch: list[Any]) -> None:
+        future = client.submit(_run_batch, fn, batch, key=f"svbench-{uuid.uuid4().hex}")
+        running[future] = batch
+        finished.add(future)
+
+    def collect(future: Future) -> Iterator[Any]:
+        batch = running.pop(future)
+        if future.status == "finished":
+            results = future.result()
+            future.release()
+            yield from results
+            return
+        err = future.exception()
+        future.release()
+        if not isinstance(err, KilledWorker):
+            raise err
+        if len(batch) > 1:  # one of its units kills workers: find it, compute the others
+            for task in batch:
+                submit([task])
+        elif on_lost is None:
+            raise err
+        else:
+            yield on_lost(batch[0], WorkerLost(err))
+
+    for batch in batches:
+        submit(batch)
+        if time.monotonic() - checked > 2:  # workers come and go (jobs start, end, die)
+            limit = max(IN_FLIGHT_PER_THREAD, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+            checked = time.monotonic()
+        while len(running) >= limit:
+            yield from collect(next(finished))
+    while running:
+        yield from collect(next(finished))
+
+
+# ---------------------------------------------------------------- svbench cluster slurm|pbs
+
+
+def add_cluster_parser(sub: Any) -> None:
+    p = sub.add_parser("cluster", help="start Dask workers as SLURM or PBS jobs (dask-jobqueue) and print the "
+                       "scheduler address for `svbench run --scheduler`; Ctrl-C ends the jobs")
+    p.add_argument("system", choices=["slurm", "pbs"])
+    p.add_argument("--jobs", type=int, default=1, help="batch jobs to keep running (one node each, typically)")
+    p.add_argument("--cores", type=int, required=True, help="cores per job: one single-threaded worker per core")
+    p.add_argument("--memory", required=True, help="memory per job, e.g. 64GB (split among its workers)")
+    p.add_argument("--queue", help="partition (SLURM) or queue (PBS)")
+    p.add_argument("--account", help="account / project to charge")
+    p.add_argument("--walltime", default="04:00:00", help="per job, HH:MM:SS; workers retire 5 minutes "
+                   "before it and a new job replaces each (default 04:00:00)")
+    p.add_argument("--job-extra", action="append", default=[], help="extra #SBATCH/#PBS directive, repeatable")
+    p.add_argument("--prologue", action="append", default=[],
+                   help="shell line run before the workers, e.g. 'source /shared/svbench/.venv/bin/activate'")
+    p.add_argument("--python", default=sys.executable, help="python with svbench installed, on the nodes")
+    p.add_argument("--interface", help="network interface workers and scheduler use, e.g. ib0")
+    p.add_argument("--port", type=int, default=8786, help="scheduler port (default 8786)")
+    p.add_argument("--dry-run", action="store_true", help="print the job script and exit; submit nothing")
+
+
+def _lifetime(walltime: str) -> str:
+    h, m, s = (int(x) for x in walltime.split(":"))
+    return f"{max(1, (h * 3600 + m * 60 + s) // 60 - 5)}m"
+
+
+def cmd_cluster(args: argparse.Namespace, console: Any) -> int:
+    from dask_jobqueue import PBSCluster, SLURMCluster
+
+    cls = {"slurm": SLURMCluster, "pbs": PBSCluster}[args.system]
+    try:
+        lifetime = _lifetime(args.walltime)
+    except ValueError:
+        raise ValueError(f"--walltime {args.walltime!r}: expected HH:MM:SS") from None
+    with dask.config.set(SCHEDULER_CONFIG):
+        cluster = cls(cores=args.cores, processes=args.cores, memory=args.memory, queue=args.queue,
+                      account=args.account, walltime=args.walltime, job_extra_directives=args.job_extra,
+                      job_script_prologue=args.prologue, python=args.python, interface=args.interface,
+                      worker_extra_args=["--lifetime", lifetime, "--lifetime-stagger", "4m"],
+                      scheduler_options={"port": 0 if args.dry_run else args.port, "dashboard_address": None})
+    with cluster:
+        if args.dry_run:
+            print(cluster.job_script())
+            return 0
+        cluster.adapt(minimum_jobs=args.jobs, maximum_jobs=args.jobs)  # replaces jobs that end
+        print(cluster.scheduler_address, flush=True)
+        console.print(f"scheduler at {cluster.scheduler_address}; {args.jobs} job(s) of {args.cores} workers "
+                      f"requested. Run: svbench run --scheduler {cluster.scheduler_address} ...  (Ctrl-C ends)")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(60)
+                console.print(f"{len(cluster.scheduler_info.get('workers', {}))} workers connected")
+    return 0
