@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from svbench import demo, engine, importers
+from svbench import dask_cluster, demo, engine, importers
 from svbench import manifest as manifest_mod
 from svbench.bitrate import parse_list
 from svbench.cards import all_cards
@@ -62,10 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="precomputed: utterances without a decoded file are noted and left out, not failed")
     run.add_argument("--workspace", default="svbench-work", help="folder holding the SQLite store and the cache")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    run.add_argument("--executor", choices=["local", "dask"], help="local: this process (--workers 1) or a "
+                     "process pool; dask: a Dask LocalCluster of --workers processes (see docs/scaling.md)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="evaluate on the Dask cluster of this "
+                     "scheduler, e.g. one from `svbench cluster slurm` (default: $SVBENCH_SCHEDULER)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
     neural_cli.add_build_parser(sub)
+    dask_cluster.add_cluster_parser(sub)
 
     lst = sub.add_parser("list", help="what is available on this machine")
     lst.add_argument("what", choices=["codecs", "metrics", "datasets"])
@@ -91,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args, console)
+        if args.command == "cluster":
+            return dask_cluster.cmd_cluster(args, console)
         if args.command == "build":
             return neural_cli.cmd_build(args, console)
         if args.command == "list":
@@ -119,7 +126,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                           decoded=tuple(args.decoded), label=args.label, eval_sr=args.eval_sr, align=args.align,
                           crop_reference=args.crop_reference, skip_missing=args.skip_missing,
                           workspace=args.workspace)
-    executor = make_executor(args.workers)
+    executor = make_executor(args.workers, args.executor, args.scheduler)
     show = not (args.quiet or args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,

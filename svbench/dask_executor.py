@@ -14,12 +14,10 @@ so the healthy ones are still computed, and a single unit that does becomes an e
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import logging
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -138,60 +136,3 @@ def _stream(client: Client, fn: Callable[[Any], Any], batches: Iterator[list[Any
             yield from collect(next(finished))
     while running:
         yield from collect(next(finished))
-
-
-# ---------------------------------------------------------------- svbench cluster slurm|pbs
-
-
-def add_cluster_parser(sub: Any) -> None:
-    p = sub.add_parser("cluster", help="start Dask workers as SLURM or PBS jobs (dask-jobqueue) and print the "
-                       "scheduler address for `svbench run --scheduler`; Ctrl-C ends the jobs")
-    p.add_argument("system", choices=["slurm", "pbs"])
-    p.add_argument("--jobs", type=int, default=1, help="batch jobs to keep running (one node each, typically)")
-    p.add_argument("--cores", type=int, required=True, help="cores per job: one single-threaded worker per core")
-    p.add_argument("--memory", required=True, help="memory per job, e.g. 64GB (split among its workers)")
-    p.add_argument("--queue", help="partition (SLURM) or queue (PBS)")
-    p.add_argument("--account", help="account / project to charge")
-    p.add_argument("--walltime", default="04:00:00", help="per job, HH:MM:SS; workers retire 5 minutes "
-                   "before it and a new job replaces each (default 04:00:00)")
-    p.add_argument("--job-extra", action="append", default=[], help="extra #SBATCH/#PBS directive, repeatable")
-    p.add_argument("--prologue", action="append", default=[],
-                   help="shell line run before the workers, e.g. 'source /shared/svbench/.venv/bin/activate'")
-    p.add_argument("--python", default=sys.executable, help="python with svbench installed, on the nodes")
-    p.add_argument("--interface", help="network interface workers and scheduler use, e.g. ib0")
-    p.add_argument("--port", type=int, default=8786, help="scheduler port (default 8786)")
-    p.add_argument("--dry-run", action="store_true", help="print the job script and exit; submit nothing")
-
-
-def _lifetime(walltime: str) -> str:
-    h, m, s = (int(x) for x in walltime.split(":"))
-    return f"{max(1, (h * 3600 + m * 60 + s) // 60 - 5)}m"
-
-
-def cmd_cluster(args: argparse.Namespace, console: Any) -> int:
-    from dask_jobqueue import PBSCluster, SLURMCluster
-
-    cls = {"slurm": SLURMCluster, "pbs": PBSCluster}[args.system]
-    try:
-        lifetime = _lifetime(args.walltime)
-    except ValueError:
-        raise ValueError(f"--walltime {args.walltime!r}: expected HH:MM:SS") from None
-    with dask.config.set(SCHEDULER_CONFIG):
-        cluster = cls(cores=args.cores, processes=args.cores, memory=args.memory, queue=args.queue,
-                      account=args.account, walltime=args.walltime, job_extra_directives=args.job_extra,
-                      job_script_prologue=args.prologue, python=args.python, interface=args.interface,
-                      worker_extra_args=["--lifetime", lifetime, "--lifetime-stagger", "4m"],
-                      scheduler_options={"port": 0 if args.dry_run else args.port, "dashboard_address": None})
-    with cluster:
-        if args.dry_run:
-            print(cluster.job_script())
-            return 0
-        cluster.adapt(minimum_jobs=args.jobs, maximum_jobs=args.jobs)  # replaces jobs that end
-        print(cluster.scheduler_address, flush=True)
-        console.print(f"scheduler at {cluster.scheduler_address}; {args.jobs} job(s) of {args.cores} workers "
-                      f"requested. Run: svbench run --scheduler {cluster.scheduler_address} ...  (Ctrl-C ends)")
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(60)
-                console.print(f"{len(cluster.scheduler_info.get('workers', {}))} workers connected")
-    return 0

@@ -13,6 +13,7 @@ process, a process pool) may ignore both.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,6 +48,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def single_threaded_worker() -> None:
     """Parallelism comes from the worker processes; a library that also starts a thread per core
     would oversubscribe the machine. BLAS pools already started are limited through threadpoolctl."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     for var in THREAD_VARS:
         os.environ[var] = "1"
     try:
@@ -70,7 +72,8 @@ class LocalExecutor:
                       group: Callable[[T], Hashable] | None = None) -> Iterator[R]:
         pending: set[Future[R]] = set()
         source = iter(tasks)
-        with ProcessPoolExecutor(self.workers, initializer=single_threaded_worker) as pool:
+        pool = ProcessPoolExecutor(self.workers, initializer=single_threaded_worker)
+        try:
             for task in source:
                 pending.add(pool.submit(fn, task))
                 if len(pending) >= 2 * self.workers:
@@ -79,11 +82,25 @@ class LocalExecutor:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (f.result() for f in done)
+        except BaseException:  # Ctrl-C or a failure: stop now, leave no worker behind
+            workers = list(getattr(pool, "_processes", {}).values())  # the pool has no public terminate
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers:
+                proc.terminate()
+            for proc in workers:
+                proc.join(5)
+            raise
+        pool.shutdown(wait=True)
 
 
-def make_executor(workers: int | None, kind: str = "local", scheduler: str | None = None) -> Executor:
-    """``local``: this process for one worker, else a process pool; ``dask``: a Dask LocalCluster
-    of ``workers`` processes, or the existing Dask cluster at ``scheduler`` (tcp://HOST:PORT)."""
+def make_executor(workers: int | None, kind: str | None = None, scheduler: str | None = None) -> Executor:
+    """``local``: this process for one worker, else a process pool; ``dask``: a Dask LocalCluster of
+    ``workers`` processes. A scheduler address (tcp://HOST:PORT, or $SVBENCH_SCHEDULER unless the
+    kind is ``local``) joins that Dask cluster instead."""
+    if kind == "local" and scheduler:
+        raise ValueError("--scheduler joins a Dask cluster; it cannot be combined with --executor local")
+    if kind != "local":
+        scheduler = scheduler or os.environ.get("SVBENCH_SCHEDULER") or None
     if scheduler or kind == "dask":
         from svbench.dask_executor import DaskExecutor
 
