@@ -1,6 +1,6 @@
 """Intelligibility to a speech recognizer: word error rate of PocketSphinx on decoded 8 kHz speech.
 
-    pip install -e '.[asr]'   # pocketsphinx (its US-English model ships in the wheel) and jiwer
+    # pocketsphinx (its US-English model ships in the wheel) and jiwer are svbench dependencies
     python benchmarks/svcodec_asr.py [--codecs svcodec,codec2,opus] [-o results.json]
 
 PESQ and STOI said little about what one hears from a small neural codec (a whispery voice with no

@@ -66,8 +66,12 @@ def all_cards(kind: str) -> dict[str, Card]:
 def get_card(kind: str, name: str) -> Card:
     cards = all_cards(kind)
     if name not in cards:
+        import difflib
+
+        close = difflib.get_close_matches(name, cards, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
         known = ", ".join(sorted(cards)) or "none"
-        raise KeyError(f"no {kind[:-1]} card named {name!r} (known: {known})")
+        raise KeyError(f"no {kind[:-1]} card named {name!r}{hint} (known: {known})")
     return cards[name]
 
 

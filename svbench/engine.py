@@ -9,7 +9,7 @@ import platform
 import re
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,24 @@ class RunSpec:
     crop_reference: bool = False
     skip_missing: bool = False  # precomputed: an utterance with no decoded file is a notice, not an error
     workspace: str = "svbench-work"
+    grid: tuple[tuple[str, tuple[str, ...]], ...] = ()  # per-codec bitrates (--grid CODEC=B1,B2), before `bitrates`
+    retry_failed: bool = True  # a resumed run recomputes the units that failed before
+
+    def bitrates_for(self, codec: str) -> tuple[str, ...]:
+        return dict(self.grid).get(codec, self.bitrates)
+
+
+class UsageError(ValueError):
+    """A run refused before any work: nothing to run, a codec that cannot run here."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: every unit finished so far is stored; the same command resumes."""
+
+    def __init__(self, run_id: str, stored: int, planned: int):
+        super().__init__(f"interrupted: {stored} of {planned} units of run {run_id} are stored; "
+                         "run the same command again to resume")
+        self.run_id, self.stored, self.planned = run_id, stored, planned
 
 
 @dataclass(frozen=True)
@@ -85,8 +103,8 @@ def make_codec(card: Card) -> CardCodec:
 
 def plan(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: WorkerContext) -> Plan:
     result = Plan(notices=list(manifest.problems))
-    asked = [Bitrate.parse(b) for b in spec.bitrates]
     for name in spec.codecs:
+        asked = [Bitrate.parse(b) for b in spec.bitrates_for(name)]
         if name == PRECOMPUTED:
             _plan_precomputed(spec, manifest, ctx, asked, result)
             continue
@@ -94,15 +112,18 @@ def plan(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: WorkerContext) -> 
         codec = make_codec(card)
         unavailable = codec.unavailable_reason()
         if unavailable:
-            result.notices.append((f"codec {name}", f"unavailable: {unavailable}"))
-            unavailable = f"codec {name} is unavailable on this machine: {unavailable}"
+            raise UsageError(f"codec {name} is unavailable on this machine: {unavailable}")
+        if codec.provenance():
+            result.notices.append((f"codec {name}", str(codec.provenance())))
         for bitrate in asked or codec.bitrates():
             why_not = codec.unsupported_reason(bitrate)
             if why_not:
                 result.notices.append((f"grid {name}@{bitrate.label}", f"skipped: {why_not}"))
                 continue
-            result.tasks += [Task(ctx, utt, name, card, bitrate, planning_error=unavailable)
-                             for utt in manifest.utterances]
+            result.tasks += [Task(ctx, utt, name, card, bitrate) for utt in manifest.utterances]
+    if not result.tasks:
+        reasons = "; ".join(f"{scope}: {why}" for scope, why in result.notices) or "the manifest has no utterances"
+        raise UsageError(f"nothing to run: no valid (codec, bitrate) pair ({reasons})")
     return result
 
 
@@ -302,6 +323,7 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metrics: list[BaseM
         "codecs": list(spec.codecs),
         "codec_cards": codec_cards,
         "bitrates": [Bitrate.parse(b).label for b in spec.bitrates],
+        **({"grid": {c: [Bitrate.parse(b).label for b in bs] for c, bs in spec.grid}} if spec.grid else {}),
         "metrics": [m.name for m in metrics],
         "metric_cards": {m.name: m.card.sha256 for m in metrics},
         "metric_definitions": {m.name: m.describe() for m in metrics},  # resolved parameters of every metric
@@ -345,10 +367,17 @@ class RunOutcome:
     computed: int
     notices: list[tuple[str, str]]
     wall_s: float
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # manifest rows not run (duplicate id...)
 
 
 def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None = None,
-            on_unit: Callable[[UnitResult], None] | None = None) -> RunOutcome:
+            on_unit: Callable[[UnitResult], None] | None = None,
+            on_wait: Callable[[str], None] | None = None) -> RunOutcome:
+    """Plan, refuse what cannot run (UsageError, before any store exists), then compute what the store lacks.
+
+    One process at a time works on a run (a lock file per run id): a second identical command waits,
+    then finds the units stored and computes only what is left.
+    """
     t0 = time.perf_counter()
     manifest = manifest_mod.load(spec.dataset)
     metric_objects = load_metrics(list(spec.metrics))  # stops here, before any work, if one cannot run
@@ -356,18 +385,19 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
     workspace = Path(spec.workspace)
     ctx = WorkerContext(metric_cards, str((workspace / "cache").resolve()), spec.eval_sr, spec.align,
                         spec.crop_reference)
+    the_plan = plan(spec, manifest, ctx)
     config = describe(spec, manifest, metric_objects)
     run_id = run_id_for(config)
     store = Store(workspace / "svbench.sqlite")
+    lock = _run_lock(workspace, run_id, on_wait)
+    computed = 0
     try:
         resumed = store.open_run(run_id, config, environment())
-        the_plan = plan(spec, manifest, ctx)
         store.add_notices(run_id, the_plan.notices)
-        done = store.done_units(run_id)
+        done = store.done_units(run_id, ok_only=spec.retry_failed)
         todo = [t for t in the_plan.tasks if (t.utt.id, t.codec, _label(t)) not in done]
         if on_start:
             on_start(len(todo))
-        computed = 0
         rank = {u.id: i for i, u in enumerate(manifest.utterances)}
         todo.sort(key=lambda t: rank[t.utt.id])  # an utterance's units together: one worker, one read
         for result in executor.map_unordered(evaluate, todo, on_lost=_lost, group=_utterance):
@@ -375,14 +405,34 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
             computed += 1
             if on_unit:
                 on_unit(result)
+    except KeyboardInterrupt:
+        raise Interrupted(run_id, len(the_plan.tasks) - len(todo) + computed, len(the_plan.tasks)) from None
     finally:
         store.close()
+        lock.close()
     return RunOutcome(run_id, resumed, workspace / "svbench.sqlite", len(the_plan.tasks),
-                      len(the_plan.tasks) - len(todo), computed, the_plan.notices, time.perf_counter() - t0)
+                      len(the_plan.tasks) - len(todo), computed, the_plan.notices, time.perf_counter() - t0,
+                      list(manifest.problems))
 
 
 def _label(task: Task) -> str:
     return task.bitrate.label if task.bitrate else "-"
+
+
+def _run_lock(workspace: Path, run_id: str, on_wait: Callable[[str], None] | None) -> Any:
+    """An exclusive lock on ``locks/RUN.lock``, released by the OS if this process dies."""
+    import fcntl
+
+    folder = workspace / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / f"{run_id}.lock", "w")  # noqa: SIM115 (closed by execute)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if on_wait:
+            on_wait(f"another svbench process is computing run {run_id} in {workspace}; waiting for it to finish")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 def _utterance(task: Task) -> str:
@@ -394,15 +444,19 @@ def _lost(task: Task, err: BaseException) -> UnitResult:
     return _result(task).fail("worker", f"{task.codec}@{_label(task)} on {task.utt.path}: {err}")
 
 
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per codec and bitrate: utterances ok / failed, measured bitrate, delay (median, IQR), mean scores."""
+def summarize(results: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per codec and bitrate: units ok / failed, metric values undefined, measured bitrate, delay (median,
+    IQR), mean scores over the units where the value is defined (``<key>_n`` says over how many)."""
     if results.empty:
         return pd.DataFrame()
     score_cols = [c for c in results.columns if c not in {"run_id", *UNIT_COLUMNS}]
+    undefined = (scores[scores.value.isna()].groupby(["codec", "bitrate"]).size()
+                 if scores is not None and not scores.empty else pd.Series(dtype=int))
     rows = []
     for (codec, bitrate), group in results.groupby(["codec", "bitrate"], sort=False):
         ok = group[group.status == "ok"]
-        row: dict[str, Any] = {"codec": codec, "bitrate": bitrate, "ok": len(ok), "failed": len(group) - len(ok)}
+        row: dict[str, Any] = {"codec": codec, "bitrate": bitrate, "ok": len(ok), "failed": len(group) - len(ok),
+                               "undefined": int(undefined.get((codec, bitrate), 0))}
         row["kbps"] = ok.measured_bps.mean() / 1000 if ok.measured_bps.notna().any() else None
         delays = ok.delay_ms.dropna()
         if len(delays):
@@ -425,8 +479,17 @@ def _bps(label: str) -> int:
         return 0
 
 
-def iter_failures(results: pd.DataFrame, scores: pd.DataFrame) -> Iterator[str]:
-    for row in results[results.status == "error"].itertuples():
-        yield f"{row.codec}@{row.bitrate} {row.utt_id}: [{row.stage}] {row.error}"
-    for row in scores[scores.value.isna()].itertuples():
-        yield f"{row.codec}@{row.bitrate} {row.utt_id}: {row.metric}: {row.reason}"
+def problems(results: pd.DataFrame, scores: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Every failed unit and every undefined metric value of a run, with its reason (both make exit code 1)."""
+    failed = [{"utt_id": r.utt_id, "codec": r.codec, "bitrate": r.bitrate, "stage": r.stage, "reason": r.error}
+              for r in results[results.status == "error"].itertuples()] if not results.empty else []
+    undefined = [{"utt_id": r.utt_id, "codec": r.codec, "bitrate": r.bitrate, "metric": r.metric, "key": r.key,
+                  "reason": r.reason} for r in scores[scores.value.isna()].itertuples()] if not scores.empty else []
+    return {"failed_units": failed, "undefined_values": undefined}
+
+
+def problem_lines(found: dict[str, list[dict[str, Any]]]) -> list[str]:
+    return ([f"failed: {p['codec']}@{p['bitrate']} {p['utt_id']}: [{p['stage']}] {p['reason']}"
+             for p in found["failed_units"]]
+            + [f"undefined: {p['codec']}@{p['bitrate']} {p['utt_id']}: {p['key']}: {p['reason']}"
+               for p in found["undefined_values"]])

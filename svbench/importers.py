@@ -34,13 +34,16 @@ def _row(root: Path, path: Path, utt_id: str, speaker: str, text: str, split: st
             "speaker": speaker, "text": text, "split": split}
 
 
-def _write(rows: list[dict[str, object]], root: Path, out: Path) -> int:
-    """Paths are written relative to the manifest's folder, so the manifest can move with the corpus."""
+def _write(rows: list[dict[str, object]], root: Path, out: Path, absolute: bool = False) -> int:
+    """Paths are written relative to the manifest's folder, so the manifest can move with the corpus;
+    symbolic links are kept as they are (a corpus linked into a data folder moves with its link), or
+    absolute with ``absolute``."""
     if not rows:
         raise FileNotFoundError(f"{root}: no audio found in the expected layout")
-    base = out.resolve().parent
+    base = Path(os.path.abspath(out)).parent
     for row in rows:
-        row["path"] = os.path.relpath(root.resolve() / str(row["path"]), base)
+        target = os.path.abspath(root / str(row["path"]))
+        row["path"] = target if absolute else os.path.relpath(target, base)
     manifest.write(rows, out)
     return len(rows)
 
@@ -61,7 +64,7 @@ def _transcripts(files: Iterable[Path]) -> dict[str, str]:
     return texts
 
 
-def librispeech(root: Path, out: Path) -> int:
+def librispeech(root: Path, out: Path, absolute: bool = False) -> int:
     """ROOT/<split>/<speaker>/<chapter>/<spk>-<chap>-<n>.flac, transcripts in <spk>-<chap>.trans.txt.
 
     Lenient: any depth, .flac or .wav, transcripts optional (then ``text`` is empty).
@@ -70,10 +73,10 @@ def librispeech(root: Path, out: Path) -> int:
     files = [f for f in audio_files(root) if f.suffix.lower() in (".flac", ".wav")]
     rows = [_row(root, f, f.stem, f.stem.split("-")[0], texts.get(f.stem, ""), _split_of(root, f))
             for f in _track(files, "LibriSpeech")]
-    return _write(rows, root, out)
+    return _write(rows, root, out, absolute)
 
 
-def libritts(root: Path, out: Path) -> int:
+def libritts(root: Path, out: Path, absolute: bool = False) -> int:
     """ROOT/<split>/<speaker>/<chapter>/<id>.wav with <id>.normalized.txt (or .original.txt) beside each."""
     rows = []
     for wav in _track(sorted(root.rglob("*.wav")), "LibriTTS"):
@@ -84,10 +87,10 @@ def libritts(root: Path, out: Path) -> int:
                 text = txt.read_text().strip()
                 break
         rows.append(_row(root, wav, wav.stem, wav.stem.split("_")[0], text, _split_of(root, wav)))
-    return _write(rows, root, out)
+    return _write(rows, root, out, absolute)
 
 
-def ljspeech(root: Path, out: Path) -> int:
+def ljspeech(root: Path, out: Path, absolute: bool = False) -> int:
     """ROOT/metadata.csv (id|text|normalized text) and ROOT/wavs/<id>.wav; one speaker."""
     meta = root / "metadata.csv"
     texts: dict[str, str] = {}
@@ -98,10 +101,10 @@ def ljspeech(root: Path, out: Path) -> int:
                 texts[parts[0]] = parts[-1]
     rows = [_row(root, wav, wav.stem, "LJ", texts.get(wav.stem, ""), "")
             for wav in _track(sorted((root / "wavs").glob("*.wav")), "LJSpeech")]
-    return _write(rows, root, out)
+    return _write(rows, root, out, absolute)
 
 
-def aishell1(root: Path, out: Path) -> int:
+def aishell1(root: Path, out: Path, absolute: bool = False) -> int:
     """ROOT/wav/<split>/<speaker>/<id>.wav (or ROOT/data_aishell/...) and transcript/aishell_transcript_v0.8.txt."""
     # AISHELL-1 separates words with spaces; Mandarin text is written without them
     texts = {utt: text.replace(" ", "") for utt, text in _transcripts(root.rglob("aishell_transcript*.txt")).items()}
@@ -110,10 +113,10 @@ def aishell1(root: Path, out: Path) -> int:
         parts = wav.relative_to(root).parts
         split = parts[-3] if len(parts) >= 3 else ""
         rows.append(_row(root, wav, wav.stem, parts[-2] if len(parts) >= 2 else "", texts.get(wav.stem, ""), split))
-    return _write(rows, root, out)
+    return _write(rows, root, out, absolute)
 
 
-def folder(root: Path, out: Path) -> int:
+def folder(root: Path, out: Path, absolute: bool = False) -> int:
     """Any folder of audio: id = file name without extension (plus its folder if names repeat)."""
     files = audio_files(root)
     folders_of: dict[str, set[Path]] = {}
@@ -127,10 +130,10 @@ def folder(root: Path, out: Path) -> int:
             continue
         seen.add(utt_id)
         rows.append(_row(root, f, utt_id, "", "", ""))
-    return _write(rows, root, out)
+    return _write(rows, root, out, absolute)
 
 
-IMPORTERS: dict[str, Callable[[Path, Path], int]] = {
+IMPORTERS: dict[str, Callable[..., int]] = {
     "librispeech": librispeech,
     "libritts": libritts,
     "ljspeech": ljspeech,

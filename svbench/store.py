@@ -115,8 +115,24 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.executescript(SCHEMA)
 
+    @classmethod
+    def existing(cls, path: Path) -> Store:
+        """The store at ``path``; FileNotFoundError (a usage error) rather than creating an empty one."""
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no svbench store here (run `svbench run` first, or pass --workspace)")
+        return cls(path)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.db.close()
+
+    def has_run(self, run_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is not None
 
     def open_run(self, run_id: str, config: dict[str, Any], environment: dict[str, Any]) -> bool:
         """Create the run or find it; True when it already existed (a resume)."""
@@ -128,8 +144,10 @@ class Store:
             )
         return cur.rowcount == 0
 
-    def done_units(self, run_id: str) -> set[tuple[str, str, str]]:
-        rows = self.db.execute("SELECT utt_id, codec, bitrate FROM units WHERE run_id = ?", (run_id,))
+    def done_units(self, run_id: str, ok_only: bool = False) -> set[tuple[str, str, str]]:
+        """Units stored for the run; with ``ok_only`` only those that succeeded (failed ones are redone)."""
+        where = " AND status = 'ok'" if ok_only else ""
+        rows = self.db.execute(f"SELECT utt_id, codec, bitrate FROM units WHERE run_id = ?{where}", (run_id,))
         return {tuple(r) for r in rows}  # type: ignore[misc]
 
     def add_unit(self, run_id: str, r: UnitResult) -> None:
@@ -138,6 +156,10 @@ class Store:
         row["notes"] = "; ".join(r.notes) or None
         row["cached"] = int(r.cached)
         with self.db:
+            # a unit that failed before and is computed again replaces its old row, in the same transaction
+            for table in ("scores", "units"):
+                self.db.execute(f"DELETE FROM {table} WHERE run_id = ? AND utt_id = ? AND codec = ? AND bitrate = ?",
+                                unit_key)
             self.db.execute(
                 f"INSERT INTO units (run_id, {', '.join(row)}) VALUES (?{', ?' * len(row)})",
                 (run_id, *row.values()),

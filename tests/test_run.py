@@ -126,7 +126,12 @@ def test_cli_exit_code_and_json_say_that_utterances_failed(bad_dataset, tmp_path
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
-    assert report["failures"] == 7  # 5 unreadable references + PESQ and STOI undefined on the 0.1 s clip
+    # 5 unreadable references fail their unit; PESQ and STOI are undefined on the 0.1 s clip
+    assert report["counts"]["failed_units"] == len(report["failed_units"]) == 5
+    assert report["counts"]["undefined_values"] == len(report["undefined_values"]) == 2
+    assert {v["metric"] for v in report["undefined_values"]} == {"pesq", "stoi"}
+    assert report["counts"]["manifest_rows_left_out"] == 1  # the duplicate id
+    assert all(u["reason"] and u["stage"] == "reference" for u in report["failed_units"])
     assert report["rows"]["units"] == 10
 
 
@@ -155,13 +160,12 @@ def test_codec_program_failing_is_an_error_row(librispeech_manifest, tmp_path, m
     assert units.error.str.contains("ffmpeg exited with code").all()
 
 
-def test_codec_not_installed_is_an_error_row_naming_the_program(librispeech_manifest, tmp_path, monkeypatch):
+def test_codec_not_installed_is_refused_before_any_work(librispeech_manifest, tmp_path, monkeypatch):
     manifest = librispeech_manifest(2)
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no ffmpeg
-    outcome, units, _ = run(engine.RunSpec(str(manifest), ("speex",), ("8k",), ("stoi",),
-                                           workspace=str(tmp_path / "ws")))
-    assert len(units) == 2 and (units.status == "error").all()
-    assert units.error.str.contains("program\\(s\\) not found: ffmpeg").all()
+    with pytest.raises(engine.UsageError, match=r"codec speex is unavailable.*program\(s\) not found: ffmpeg"):
+        run(engine.RunSpec(str(manifest), ("speex",), ("8k",), ("stoi",), workspace=str(tmp_path / "ws")))
+    assert not (tmp_path / "ws" / "svbench.sqlite").exists()
 
 
 def demo_manifest(tmp_path: Path) -> Path:

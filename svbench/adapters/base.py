@@ -75,6 +75,11 @@ class CardCodec:
         whatever else an adapter depends on (a neural codec adds its checkpoint's hash)."""
         return self.card.sha256
 
+    def provenance(self) -> str | None:
+        """What a user should see about where this codec's behaviour comes from (a neural codec's
+        checkpoint path and hash), printed and stored as a notice of every run; None if nothing."""
+        return None
+
     def which(self, program: str) -> str | None:
         """A program's path: the card's ``search_path`` folders first (e.g. a build cache), then PATH."""
         for folder in self.card.data.get("search_path", []):

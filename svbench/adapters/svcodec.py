@@ -58,6 +58,15 @@ class NeuralCodecAdapter(CardCodec):
         weights = hashlib.sha256(path.read_bytes()).hexdigest() if path else "not built yet"
         return f"{self.card.sha256}:{weights}"
 
+    def provenance(self) -> str | None:
+        path = self.checkpoint_path()
+        if path is None:
+            return f"no {self.recipe} checkpoint yet: the build step runs first"
+        from svbench.neural import checkpoint
+
+        where = "shipped" if path.parent == checkpoint.shipped_dir(self.name, self.recipe) else "built"
+        return f"uses the {where} {self.recipe} checkpoint {path} (sha256 {self.identity().split(':')[1][:16]})"
+
     def unavailable_reason(self) -> str | None:
         for module in ("torch", "safetensors"):
             try:

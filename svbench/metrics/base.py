@@ -87,6 +87,10 @@ class BaseMetric:
                 return f"cannot import {module}: {type(err).__name__}: {err}"
         return None
 
+    def provenance(self) -> dict[str, Any] | None:
+        """The model behind the values (package, version, model file hash: svbench.metrics.provenance); None if none."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """Everything that defines this metric's numbers: implementation, metadata, resolved parameters."""
         cls = type(self)
@@ -96,6 +100,7 @@ class BaseMetric:
             "card_sha256": self.card.sha256,
             "needs_reference": self.needs_reference,
             **({"needs_text": True} if self.needs_text else {}),  # only when set: older run ids stay as they were
+            **({"model": model} if (model := self.provenance()) else {}),
             "sample_rate": self.sample_rate,
             "native_sr": self.native_sr,
             "higher_is_better": self.higher_is_better,
@@ -181,12 +186,19 @@ def load_metrics(names: list[str]) -> list[BaseMetric]:
 
 
 def metric_status() -> list[tuple[str, str, str]]:
-    """(name, 'ok' or 'unavailable', description or reason) for every metric card."""
+    """(name, 'ok' or 'unavailable', description or reason) for every metric card; a metric with a model
+    adds its provenance (package, version, model file hash)."""
+    from svbench.metrics.provenance import describe_provenance
+
     rows = []
     for name, card in sorted(all_cards("metrics").items()):
+        text = card.data.get("description", "")
         try:
-            reason = load_metric(name).unavailable_reason()
+            metric = load_metric(name)
+            reason = metric.unavailable_reason()
+            model = None if reason else metric.provenance()
+            text = f"{text}; {describe_provenance(model)}" if model else text
         except (KeyError, ImportError, ValueError) as err:
             reason = str(err)
-        rows.append((name, "unavailable" if reason else "ok", reason or card.data.get("description", "")))
+        rows.append((name, "unavailable" if reason else "ok", reason or text))
     return rows

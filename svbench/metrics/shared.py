@@ -10,9 +10,13 @@ results only (``MAX_ENTRIES``); nothing is shared between processes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import sys
+import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -147,3 +151,24 @@ def power_spectrogram(x: np.ndarray, sr: int, frame: int, hop: int) -> np.ndarra
         return (spec.real**2 + spec.imag**2) / np.sum(window**2)
 
     return memo(("stft_power", digest(x), sr, frame, hop), run)
+
+
+@contextlib.contextmanager
+def native_stderr_without(*chatter: str) -> Iterator[None]:
+    """Run native code whose C++ logging writes to file descriptor 2 (TensorFlow Lite's "INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU." on every interpreter): its lines containing one of
+    ``chatter`` are dropped, every other line is written to stderr as it would have been."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [ln for ln in caught.read().decode(errors="replace").splitlines(keepends=True)
+                    if not any(c in ln for c in chatter)]
+            if kept:
+                sys.stderr.write("".join(kept))

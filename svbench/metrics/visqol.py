@@ -16,6 +16,7 @@ from svbench.metrics import shared
 from svbench.metrics.base import BaseMetric, MetricUndefined
 
 SPEECH_SR = 16000
+TFLITE_DELEGATE_INFO = "TensorFlow Lite XNNPACK delegate"  # printed by the lattice model's interpreter
 CONFORMANCE_BOUND_MOS = 0.01  # |port - C++| on the v333 speech-mode lattice conformance cases (max seen 0.0067)
 
 
@@ -61,8 +62,9 @@ class ViSQOL(BaseMetric):
     def score_at(self, ref: np.ndarray, deg: np.ndarray, sr: int) -> float:
         """MOS-LQO of a pair at whatever rate it is given (the conformance cases are 48 kHz)."""
         try:
-            result = self.api().measure_from_arrays(np.asarray(ref, dtype=np.float64),
-                                                    np.asarray(deg, dtype=np.float64), sr)
+            with shared.native_stderr_without(TFLITE_DELEGATE_INFO):
+                result = self.api().measure_from_arrays(np.asarray(ref, dtype=np.float64),
+                                                        np.asarray(deg, dtype=np.float64), sr)
         except (ValueError, IndexError) as err:
             raise MetricUndefined(f"ViSQOL: {type(err).__name__}: {err}") from None
         return float(result.moslqo)
