@@ -21,9 +21,10 @@ from svbench.executor import make_executor
 from svbench.manifest import ManifestError
 from svbench.metrics.base import MetricUnavailable, metric_status
 from svbench.neural import cli as neural_cli
+from svbench.report import check_cli
 from svbench.store import Store
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # named metric sets; "paper" is the SVCODEC paper's eight (Tables I-III)
 METRIC_SETS = {"paper": ("pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd")}
 
@@ -41,13 +42,18 @@ def _metric_names(text: str) -> tuple[str, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="svbench", description="Evaluate and benchmark low-bitrate speech codecs.")
+    parser.add_argument("--version", action="version", version=f"svbench {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="encode/decode a dataset with codecs at bitrates and score the output")
-    run.add_argument("--codec", default="opus", help="codec card name(s), comma separated, or 'precomputed'")
-    run.add_argument("--bitrate", default="", help="bitrate(s) as 3k, 0.5k, 6000 (comma separated); "
+    run.add_argument("--codec", help="codec card name(s), comma separated, or 'precomputed' (default: opus, "
+                     "or the codecs named by --grid)")
+    run.add_argument("--bitrate", default="", help="bitrate(s) as 3k, 0.5k, 6000, 3kbps (comma separated); "
                      "default: the codec's own operating points")
-    run.add_argument("--dataset", help="manifest CSV (id,path,...); default: the embedded demo set")
+    run.add_argument("--grid", action="append", default=[], metavar="CODEC=B1,B2",
+                     help="a codec with its own bitrates, e.g. --grid opus=6k,8k --grid codec2=1.2k,3.2k; repeat")
+    run.add_argument("--dataset", help="manifest CSV (id,path,...), a folder holding manifest.csv, or a name "
+                     "from `svbench list datasets`; default: the embedded demo set")
     run.add_argument("--metrics", default="pesq,stoi",
                      help="metric card names, comma separated, or 'paper' (the SVCODEC paper's eight)")
     run.add_argument("--decoded", action="append", default=[],
@@ -61,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--skip-missing", action="store_true",
                      help="precomputed: utterances without a decoded file are noted and left out, not failed")
     run.add_argument("--workspace", default="svbench-work", help="folder holding the SQLite store and the cache")
+    run.add_argument("--no-retry", action="store_true",
+                     help="on a resumed run, keep units that failed before instead of computing them again")
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     run.add_argument("--executor", choices=["local", "dask"], help="local: this process (--workers 1) or a "
                      "process pool; dask: a Dask LocalCluster of --workers processes (see docs/scaling.md)")
@@ -70,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
 
     neural_cli.add_build_parser(sub)
+    check_cli.add_parser(sub)
     dask_cluster.add_cluster_parser(sub)
 
     lst = sub.add_parser("list", help="what is available on this machine")
@@ -81,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("corpus", choices=sorted(importers.IMPORTERS))
     imp.add_argument("root", type=Path)
     imp.add_argument("-o", "--output", type=Path, default=Path("manifest.csv"))
+    imp.add_argument("--absolute", action="store_true",
+                     help="write absolute paths (default: relative to the manifest's folder)")
 
     exp = sub.add_parser("export", help="export a run's per-utterance results and summary")
     exp.add_argument("--run", help="run id (default: the latest)")
@@ -103,29 +114,75 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return cmd_list(args.what, console)
         if args.command == "data":
-            n = importers.IMPORTERS[args.corpus](args.root, args.output)
+            if not args.root.is_dir():
+                raise FileNotFoundError(f"{args.root}: does not exist (or is not a folder)")
+            n = importers.IMPORTERS[args.corpus](args.root, args.output, absolute=args.absolute)
             console.print(f"wrote {n} utterances to {args.output}")
             return EXIT_OK
         if args.command == "export":
             return cmd_export(args, console)
+        if args.command == "check":
+            return check_cli.cmd_check(args, console)
+    except engine.Interrupted as err:
+        say(console, f"svbench: {err}", "yellow")
+        return EXIT_INTERRUPTED
     except (ManifestError, MetricUnavailable, ValueError, KeyError, FileNotFoundError) as err:
-        console.print(f"[red]svbench: {err}[/red]")
+        say(console, f"svbench: {err.args[0] if isinstance(err, KeyError) else err}", "red")
         return EXIT_USAGE
     return EXIT_USAGE
 
 
+def say(console: Console, text: str, style: str = "") -> None:
+    """One message, never wrapped (paths stay whole and greppable) and never read as rich markup."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("svbench")
+
+
+def _dataset(text: str | None, console: Console) -> str:
+    """A manifest path, a folder holding manifest.csv, or a name that `svbench list datasets` prints."""
+    if text is None:
+        path = str(demo.build())
+        say(console, f"No --dataset: using the embedded DEMO set ({path}). "
+            "Demo numbers are for trying svbench out; never report them.", "yellow")
+        return path
+    given = Path(text)
+    if given.is_dir() and (given / "manifest.csv").is_file():
+        return str(given / "manifest.csv")
+    if given.exists() or given.suffix.lower() == ".csv" or "/" in text:
+        return text
+    known = importers.known_datasets()
+    if text in known:
+        return str(known[text])
+    raise ManifestError(f"{text}: no such manifest file, folder or dataset name "
+                        f"(known names: {', '.join(sorted(known))}; see `svbench list datasets`)")
+
+
+def _grid(entries: list[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    grid = []
+    for entry in entries:
+        codec, sep, rates = entry.partition("=")
+        if not sep or not codec.strip() or not rates.strip():
+            raise ValueError(f"--grid {entry!r}: write CODEC=BITRATE[,BITRATE...], e.g. opus=6k,8k")
+        grid.append((codec.strip(), tuple(b.label for b in parse_list(rates))))
+    return tuple(grid)
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    dataset = args.dataset
-    if dataset is None:
-        dataset = str(demo.build())
-        console.print(f"[yellow]No --dataset: using the embedded DEMO set ({dataset}). "
-                      "Demo numbers are for trying svbench out; never report them.[/yellow]")
+    dataset = _dataset(args.dataset, console)
     bitrates = tuple(b.label for b in parse_list(args.bitrate))
-    spec = engine.RunSpec(dataset=dataset, codecs=_csv(args.codec), bitrates=bitrates,
+    grid = _grid(args.grid)
+    codecs = _csv(args.codec) if args.codec else () if grid else ("opus",)
+    codecs += tuple(c for c, _ in grid if c not in codecs)
+    spec = engine.RunSpec(dataset=dataset, codecs=codecs, bitrates=bitrates, grid=grid,
                           metrics=_metric_names(args.metrics),
                           decoded=tuple(args.decoded), label=args.label, eval_sr=args.eval_sr, align=args.align,
                           crop_reference=args.crop_reference, skip_missing=args.skip_missing,
-                          workspace=args.workspace)
+                          workspace=args.workspace, retry_failed=not args.no_retry)
     executor = make_executor(args.workers, args.executor, args.scheduler)
     show = not (args.quiet or args.json)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -137,6 +194,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             spec, executor,
             on_start=lambda n: bar.setdefault("id", progress.add_task("evaluating", total=n)),
             on_unit=lambda _r: progress.advance(bar["id"]),
+            on_wait=lambda message: say(console, message, "yellow"),
         )
     store = Store(outcome.store_path)
     try:
@@ -145,37 +203,46 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         counts = store.counts(outcome.run_id)
     finally:
         store.close()
-    summary = engine.summarize(results)
+    summary = engine.summarize(results, scores)
     out_dir = Path(args.workspace) / "runs" / outcome.run_id
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out_dir / "results.csv", index=False)
-    summary.to_csv(out_dir / "summary.csv", index=False)
-    failures = list(engine.iter_failures(results, scores))
+    export_tables(out_dir, results, scores, summary, "csv")
+    problems = engine.problems(results, scores)
+    left_out = [{"scope": s, "reason": r} for s, r in outcome.left_out]
     if args.json:
         print(json.dumps({
             "run_id": outcome.run_id, "resumed": outcome.resumed, "store": str(outcome.store_path),
             "results_csv": str(out_dir / "results.csv"), "planned_units": outcome.planned,
             "already_done": outcome.skipped_done, "computed": outcome.computed, "rows": counts,
-            "failures": len(failures), "wall_s": round(outcome.wall_s, 2),
+            "counts": {"failed_units": len(problems["failed_units"]),
+                       "undefined_values": len(problems["undefined_values"]), "manifest_rows_left_out": len(left_out)},
+            **problems, "manifest_rows_left_out": left_out, "wall_s": round(outcome.wall_s, 2),
             "notices": [{"scope": s, "reason": r} for s, r in outcome.notices],
             "summary": _records(summary),
         }, indent=2))
-    elif not args.quiet:
-        for scope, reason in outcome.notices[:8]:
-            console.print(f"[yellow]{scope}: {reason}[/yellow]")
-        if len(outcome.notices) > 8:
-            more = len(outcome.notices) - 8
-            console.print(f"[yellow]... and {more} more notices (table 'notices' in the store)[/yellow]")
-        console.print(summary_table(summary))
-        for line in failures[:20]:
-            console.print(f"[red]{line}[/red]")
-        if len(failures) > 20:
-            console.print(f"[red]... and {len(failures) - 20} more (see results.csv)[/red]")
-        verb = "resumed" if outcome.resumed else "new"
-        console.print(f"run {outcome.run_id} ({verb}): {outcome.computed} units computed, "
-                      f"{outcome.skipped_done} already stored, {outcome.wall_s:.1f} s")
-        console.print(f"store: {outcome.store_path}   results: {out_dir}/results.csv   summary: {out_dir}/summary.csv")
-    return EXIT_FAILURES if failures else EXIT_OK
+    else:
+        if not args.quiet:
+            for scope, reason in outcome.notices[:8]:
+                say(console, f"{scope}: {reason}", "yellow")
+            if len(outcome.notices) > 8:
+                more = len(outcome.notices) - 8
+                say(console, f"... and {more} more notices (table 'notices' in the store)", "yellow")
+            for table in summary_tables(summary, console.width):
+                console.print(table)
+        lines = engine.problem_lines(problems) + [f"manifest: {x['scope']}: {x['reason']}" for x in left_out]
+        for line in lines[:20]:  # printed with --quiet too: an exit code of 1 always comes with its reasons
+            say(console, line, "red")
+        if len(lines) > 20:
+            say(console, f"... and {len(lines) - 20} more (see {out_dir}/results.csv)", "red")
+        if not args.quiet:
+            verb = "resumed" if outcome.resumed else "new"
+            say(console, f"run {outcome.run_id} ({verb}): {outcome.computed} units computed, "
+                f"{outcome.skipped_done} already stored, {outcome.wall_s:.1f} s")
+            say(console, f"failed units: {len(problems['failed_units'])}, undefined metric values: "
+                f"{len(problems['undefined_values'])}, manifest rows left out: {len(left_out)}")
+            say(console, f"store: {outcome.store_path}   results: {out_dir}/results.csv   "
+                f"summary: {out_dir}/summary.csv")
+    failed = problems["failed_units"] or problems["undefined_values"] or left_out
+    return EXIT_FAILURES if failed else EXIT_OK
 
 
 def _records(frame: Any) -> list[dict[str, Any]]:
@@ -183,16 +250,52 @@ def _records(frame: Any) -> list[dict[str, Any]]:
             for row in frame.to_dict("records")]
 
 
-def summary_table(summary: Any) -> Table:
-    table = Table(title="svbench summary: means over utterances; kbps measured; delay median and IQR")
+SUMMARY_UNIT_COLUMNS = {"codec": "codec", "bitrate": "bitrate", "ok": "ok", "failed": "failed",
+                        "undefined": "undef", "kbps": "kbps", "delay_ms": "delay ms", "delay_iqr_ms": "IQR"}
+
+
+def summary_tables(summary: Any, width: int = 80) -> list[Table]:
+    """The run's summary in tables that fit ``width`` columns: one of units per codec and bitrate, then the
+    metric means with one row per value and one column per codec@bitrate, split into as many tables as
+    the width needs. The whole table is in summary.csv."""
     if summary.empty:
-        return table
-    columns = [c for c in summary.columns if not c.endswith("_n")]
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("codec", "bitrate") else "right")
+        return [Table(title="svbench summary: nothing stored")]
+    units = Table(title="units per codec and bitrate (kbps measured; delay median and IQR, ms)")
+    present = [c for c in SUMMARY_UNIT_COLUMNS if c in summary.columns]
+    for col in present:
+        units.add_column(SUMMARY_UNIT_COLUMNS[col], justify="left" if col in ("codec", "bitrate") else "right")
     for row in summary.to_dict("records"):
-        table.add_row(*[_fmt(row[c]) for c in columns])
-    return table
+        units.add_row(*[_fmt(row[c]) for c in present])
+    keys = [c for c in summary.columns if c not in SUMMARY_UNIT_COLUMNS and not c.endswith("_n")]
+    labels = [f"{r['codec']}@{r['bitrate']}" for r in summary.to_dict("records")]
+    key_width = max((len(k) for k in keys), default=6)
+    per_table = max(1, (width - key_width - 4) // (max((len(x) for x in labels), default=5) + 3))
+    tables = [units]
+    for start in range(0, len(labels), per_table):
+        part = list(range(start, min(start + per_table, len(labels))))
+        means = Table(title="means over utterances" + (" (cont.)" if start else ""))
+        means.add_column("value", justify="left")
+        for i in part:
+            means.add_column(labels[i], justify="right")
+        for key in keys:
+            means.add_row(key, *[_fmt(summary[key].iloc[i]) for i in part])
+        if keys:
+            tables.append(means)
+    return tables
+
+
+def export_tables(folder: Path, results: Any, scores: Any, summary: Any, fmt: str) -> list[tuple[Path, int]]:
+    """The run's per-utterance results, scores and summary as CSV or Parquet files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in {"results": results, "scores": scores, "summary": summary}.items():
+        target = folder / f"{name}.{fmt}"
+        if fmt == "csv":
+            frame.to_csv(target, index=False)
+        else:
+            frame.to_parquet(target, index=False)
+        written.append((target, len(frame)))
+    return written
 
 
 def _fmt(value: Any) -> str:
@@ -236,26 +339,19 @@ def cmd_list(what: str, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    store = Store(Path(args.workspace) / "svbench.sqlite")
+    store = Store.existing(Path(args.workspace) / "svbench.sqlite")  # a usage error, never a new empty store
     try:
         run_id = args.run or store.latest_run()
-        if run_id is None:
-            console.print(f"[red]no runs in {store.path}[/red]")
+        if run_id is None or not store.has_run(run_id):
+            say(console, f"svbench: {'no run ' + repr(run_id) if run_id else 'no runs'} in {store.path}", "red")
             return EXIT_USAGE
         results = store.results(run_id)
         scores = store.frame("scores", run_id)
     finally:
         store.close()
     out = args.output or Path(args.workspace) / "runs" / run_id
-    out.mkdir(parents=True, exist_ok=True)
-    tables = {"results": results, "scores": scores, "summary": engine.summarize(results)}
-    for name, frame in tables.items():
-        target = out / f"{name}.{args.format}"
-        if args.format == "csv":
-            frame.to_csv(target, index=False)
-        else:
-            frame.to_parquet(target, index=False)
-        console.print(f"wrote {target} ({len(frame)} rows)")
+    for target, rows in export_tables(out, results, scores, engine.summarize(results, scores), args.format):
+        say(console, f"wrote {target} ({rows} rows)")
     return EXIT_OK
 
 
