@@ -315,7 +315,7 @@ def cmd_list(what: str, console: Console) -> int:
             try:
                 codec = engine.make_codec(card)
                 reason = codec.unavailable_reason()
-                rates = ", ".join(b.label for b in codec.bitrates())
+                rates = codec.bitrates_text()
             except (KeyError, ImportError) as err:
                 reason, rates = str(err), ""
             table.add_row(name, "unavailable" if reason else "ok", rates, reason or card.data.get("description", ""))

@@ -53,6 +53,14 @@ class CardCodec:
     def bitrates(self) -> list[Bitrate]:
         return self._listed or self._recommended
 
+    def bitrates_text(self) -> str:
+        """The operating points as `svbench list codecs` shows them: the modes, or the accepted range and
+        the points a run without --bitrate uses."""
+        points = ", ".join(b.label for b in self.bitrates())
+        if self._range and not self._listed:
+            return f"{self._range[0].label}..{self._range[1].label} (default run: {points})"
+        return points
+
     def unsupported_reason(self, bitrate: Bitrate) -> str | None:
         if self._listed and bitrate not in self._listed:
             modes = ", ".join(b.label for b in self._listed)
