@@ -23,14 +23,18 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
-    """Workspace with two runs: opus 6k,12k and codec2 1.2k,3.2k over 3 LibriSpeech clips plus one silent
-    file (a real failed unit: the reference is refused as silent), metrics pesq, stoi, f0rmse."""
+    """Workspace with two runs: opus 6k,12k and codec2 1.2k,3.2k, metrics pesq, stoi, f0rmse, over 3 LibriSpeech
+    clips, a 0.3 s excerpt of one (STOI is not defined under 0.4 s: a real undefined value, PESQ and F0RMSE
+    still defined) and a silent file (a real failed unit: the reference is refused as silent)."""
     root = need(SPEECH / "librispeech")
     tmp = tmp_path_factory.mktemp("report")
     table = pd.read_csv(root / "manifest.csv", dtype={"id": str})
     table = table[table.duration_s <= 8].sort_values("duration_s").head(N_CLIPS)[["id", "path"]].copy()
     table["path"] = [str(root / p) for p in table.path]
+    speech, sr = sf.read(table.path.iloc[0])
+    sf.write(tmp / "short.wav", speech[sr // 2: sr // 2 + int(0.3 * sr)], sr)
     sf.write(tmp / "silent.wav", np.zeros(16000, dtype=np.float32), 16000)
+    table.loc[len(table)] = ["short-0000", str(tmp / "short.wav")]
     table.loc[len(table)] = ["silent-0000", str(tmp / "silent.wav")]
     table.to_csv(tmp / "librispeech.csv", index=False)
     ws = tmp / "ws"
@@ -61,6 +65,9 @@ def test_tidy_has_one_row_per_score_and_one_per_failed_unit(store):
     assert len(failed) == 4 and set(failed.utt_id) == {"silent-0000"}
     assert failed.metric.isna().all() and failed.value.isna().all()
     assert (failed.stage == "reference").all() and failed.error.str.contains("silent").all()
+    undefined = frame[frame.value.isna() & frame.metric.notna()]
+    assert set(undefined.utt_id) == {"short-0000"} and set(undefined.metric) == {"stoi"} and len(undefined) == 4
+    assert undefined.reason.str.startswith("not defined: clip too short").all()
 
 
 def test_tidy_carries_names_and_card_hashes_from_the_run_config(store):
@@ -87,3 +94,15 @@ def test_tidy_never_creates_a_store(tmp_path):
     with pytest.raises(tidy.ReportError, match="no run store"):
         tidy.load(tmp_path / "nothing" / "svbench.sqlite")
     assert not (tmp_path / "nothing").exists()
+
+
+def test_tidy_values_and_reasons_are_the_stored_ones_exactly(store):
+    frame = tidy.load(store).dropna(subset=["metric"])
+    got = {(r.run_id, r.utt_id, r.codec, r.bitrate, r.metric, r.key): (r.value, r.reason)
+           for r in frame.itertuples()}
+    rows = _sql(store, "SELECT run_id, utt_id, codec, bitrate, metric, key, value, reason FROM scores")
+    assert len(got) == len(rows)
+    for *key, value, reason in rows:
+        v, why = got[tuple(key)]
+        assert (np.isnan(v) and value is None) or v == value  # the very same double
+        assert (pd.isna(why) and reason is None) or why == reason
