@@ -245,7 +245,7 @@ def _evaluate(task: Task) -> UnitResult:
     ref_a, deg_a = align.apply(ref_e.samples, deg_e.samples, delay)
     r.compared_s = round(len(ref_a) / eval_sr, 4)
     t0 = time.perf_counter()
-    r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr, utt)
+    r.scores = score(_worker_metrics(ctx.metric_cards), ref_a, deg_a, eval_sr, utt, decoded=deg, reference=ref)
     r.t_metrics_s = round(time.perf_counter() - t0, 4)
     return r
 
@@ -280,31 +280,72 @@ def _decoded(task: Task, ref: Audio, r: UnitResult) -> Audio:
 
 
 def score(metrics: list[BaseMetric], ref: np.ndarray, deg: np.ndarray, sr: int,
-          utt: manifest_mod.Utterance | None = None) -> list[Any]:
-    """Every metric on one aligned pair; a metric's failure is a value with a reason, not a crash.
-    A metric that declares ``needs_text`` also gets the utterance (transcript, language) as ``utt``."""
+          utt: manifest_mod.Utterance | None = None, decoded: Audio | None = None,
+          reference: Audio | None = None) -> list[Any]:
+    """Every metric of one unit; a metric's failure is a value with a reason, not a crash.
+
+    Intrusive metrics score the aligned pair (``ref``, ``deg`` at ``sr``). A metric that needs no
+    reference scores ``decoded``, the codec's whole output as it produced it (never svbench's alignment
+    crop, so its value does not depend on the delay estimate), and also ``reference`` brought to the
+    decoded audio's rate, stored as ``<key>_ref``: the recording's own score under the same band limit,
+    so a table can show what the codec lost. A metric that declares ``needs_text`` also gets ``utt``.
+    """
     rows: list[Any] = []
     at_rate: dict[int, tuple[np.ndarray, np.ndarray]] = {sr: (ref, deg)}
     for metric in metrics:
-        rate = metric.sample_rate or sr
-        if rate not in at_rate:
-            at_rate[rate] = (audio.resample(Audio(ref, sr), rate).samples, audio.resample(Audio(deg, sr), rate).samples)
-        m_ref, m_deg = at_rate[rate]
         t0, c0 = time.perf_counter(), time.process_time()
-        try:
-            if len(m_deg) / rate < metric.min_seconds:
-                raise MetricUndefined(f"clip too short: {len(m_deg) / rate:.3f} s < {metric.min_seconds} s")
-            context = {"utt": utt} if getattr(metric, "needs_text", False) else {}
-            values = metric(m_ref if metric.needs_reference else None, m_deg, rate, **context)
-            results = [(key, float(v), None) if np.isfinite(v) else (key, None, "non-finite value")
-                       for key, v in values.items()]
-        except MetricUndefined as err:
-            results = [(metric.name, None, f"not defined: {err}")]
-        except Exception as err:  # a metric library's crash on one utterance must not end the run
-            results = [(metric.name, None, f"failed: {type(err).__name__}: {err}")]
+        if not metric.needs_reference and decoded is not None:
+            rate = metric.sample_rate or decoded.sr
+            results = _values(metric, None, audio.resample(decoded, rate).samples, rate, utt)
+            if reference is not None:
+                results += [(f"{key}_ref", value, why) for key, value, why in _reference_values(metric, reference,
+                                                                                                decoded.sr, utt)]
+        else:
+            rate = metric.sample_rate or sr
+            if rate not in at_rate:
+                at_rate[rate] = (audio.resample(Audio(ref, sr), rate).samples,
+                                 audio.resample(Audio(deg, sr), rate).samples)
+            m_ref, m_deg = at_rate[rate]
+            results = _values(metric, m_ref if metric.needs_reference else None, m_deg, rate, utt)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rows += [(metric.name, key, value, reason, wall, cpu) for key, value, reason in results]
     return rows
+
+
+def _values(metric: BaseMetric, ref: np.ndarray | None, deg: np.ndarray, rate: int,
+            utt: manifest_mod.Utterance | None) -> list[tuple[str, float | None, str | None]]:
+    try:
+        if len(deg) / rate < metric.min_seconds:
+            raise MetricUndefined(f"clip too short: {len(deg) / rate:.3f} s < {metric.min_seconds} s")
+        context = {"utt": utt} if getattr(metric, "needs_text", False) else {}
+        values = metric(ref, deg, rate, **context)
+        return [(key, float(v), None) if np.isfinite(v) else (key, None, "non-finite value")
+                for key, v in values.items()]
+    except MetricUndefined as err:
+        return [(metric.name, None, f"not defined: {err}")]
+    except Exception as err:  # a metric library's crash on one utterance must not end the run
+        return [(metric.name, None, f"failed: {type(err).__name__}: {err}")]
+
+
+_ref_values: dict[tuple[Any, ...], list[tuple[str, float | None, str | None]]] = {}
+
+
+def _reference_values(metric: BaseMetric, reference: Audio, decoded_sr: int,
+                      utt: manifest_mod.Utterance | None) -> list[tuple[str, float | None, str | None]]:
+    """A non-intrusive metric on the reference at the decoded audio's rate; once per utterance and worker
+    (every codec and bitrate of an utterance needs the same value)."""
+    key = (metric.card.sha256, _digest(reference.samples), reference.sr, decoded_sr)
+    if key not in _ref_values:
+        if len(_ref_values) > 256:
+            _ref_values.clear()
+        band_limited = audio.resample(reference, decoded_sr)
+        rate = metric.sample_rate or decoded_sr
+        _ref_values[key] = _values(metric, None, audio.resample(band_limited, rate).samples, rate, utt)
+    return _ref_values[key]
+
+
+def _digest(x: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).data, digest_size=16).hexdigest()
 
 
 # ---------------------------------------------------------------- the whole run

@@ -99,6 +99,8 @@ class BaseMetric:
             "impl": f"{cls.__module__}:{cls.__qualname__}",
             "card_sha256": self.card.sha256,
             "needs_reference": self.needs_reference,
+            # what the metric is computed on (a non-intrusive metric once scored svbench's aligned crop)
+            "input": "aligned pair" if self.needs_reference else "whole decoded; reference at its rate as _ref",
             **({"needs_text": True} if self.needs_text else {}),  # only when set: older run ids stay as they were
             **({"model": model} if (model := self.provenance()) else {}),
             "sample_rate": self.sample_rate,
