@@ -1,10 +1,12 @@
 """Runs on Dask: a LocalCluster on this machine, an existing cluster, or SLURM/PBS jobs (dask-jobqueue).
 
 The client (``svbench run``) plans the grid and writes every result into the SQLite store as it
-arrives; workers only evaluate. Units of one utterance are submitted as one Dask task, so one worker
-reads and checks its reference once and keeps every codec and metric model loaded between tasks
-(the engine's per-process caches). At most ``2 x worker threads`` tasks are in flight, so the
-scheduler is never flooded and memory stays flat on any dataset.
+arrives; workers only evaluate. Units of one utterance are submitted together, up to ``MAX_BATCH``
+per Dask task, so a worker reads and checks a reference once per task, not once per codec x bitrate,
+and keeps every codec and metric model loaded between tasks (the engine's per-process caches). The
+cap keeps tasks short enough to balance a large cluster (80 units of one utterance would make one
+long task). At most ``2 x worker threads`` tasks are in flight, so the scheduler is never flooded
+and memory stays flat on any dataset.
 
 Faults: when a worker dies, Dask reruns its tasks on another worker. A task whose workers die
 ``allowed-failures + 1`` times ends in ``KilledWorker``; a batch that does is split into single units
@@ -35,6 +37,7 @@ from svbench.executor import OnLost, single_threaded_worker
 # worker-saturation 1.0: a worker holds only the tasks it runs, so a death blames only those.
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 2, "distributed.scheduler.worker-saturation": 1.0}
 IN_FLIGHT_PER_THREAD = 2
+MAX_BATCH = 16  # units per task
 
 
 class SvbenchWorker(WorkerPlugin):
@@ -88,7 +91,8 @@ class DaskExecutor:
 
     def map_unordered(self, fn: Callable[[Any], Any], tasks: Iterable[Any], on_lost: OnLost | None = None,
                       group: Callable[[Any], Hashable] | None = None) -> Iterator[Any]:
-        batches = (list(b) for _, b in itertools.groupby(tasks, group)) if group else ([t] for t in tasks)
+        groups = (list(g) for _, g in itertools.groupby(tasks, group)) if group else ([t] for t in tasks)
+        batches = (g[i : i + MAX_BATCH] for g in groups for i in range(0, len(g), MAX_BATCH))
         first = next(batches, None)
         if first is None:  # nothing to do: start no cluster
             return

@@ -48,7 +48,6 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def single_threaded_worker() -> None:
     """Parallelism comes from the worker processes; a library that also starts a thread per core
     would oversubscribe the machine. BLAS pools already started are limited through threadpoolctl."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     for var in THREAD_VARS:
         os.environ[var] = "1"
     try:
@@ -62,6 +61,11 @@ def single_threaded_worker() -> None:
         torch.set_num_threads(1)
 
 
+def _pool_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    single_threaded_worker()
+
+
 class LocalExecutor:
     """A pool of worker processes on this machine."""
 
@@ -72,7 +76,7 @@ class LocalExecutor:
                       group: Callable[[T], Hashable] | None = None) -> Iterator[R]:
         pending: set[Future[R]] = set()
         source = iter(tasks)
-        pool = ProcessPoolExecutor(self.workers, initializer=single_threaded_worker)
+        pool = ProcessPoolExecutor(self.workers, initializer=_pool_worker)
         try:
             for task in source:
                 pending.add(pool.submit(fn, task))

@@ -74,6 +74,16 @@ class LoopbackCluster:
         with Client(scheduler_file=str(self.file), timeout="30s") as client:
             return len(client.scheduler_info()["workers"])
 
+    def kill_a_busy_worker(self) -> None:
+        """SIGKILL a worker that is evaluating a task now (its nanny too: no restart)."""
+        from distributed import Client
+
+        with Client(scheduler_file=str(self.file), timeout="30s") as client:
+            busy = [addr for addr, keys in client.processing().items() if keys]
+            assert busy, "no worker is evaluating anything"
+            nanny = client.run(os.getppid, workers=busy[:1])[busy[0]]  # a worker process is its nanny's child
+        self.kill(next(proc for proc in self.workers if proc.pid == nanny))
+
     @staticmethod
     def kill(proc: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -135,7 +145,7 @@ def test_a_run_on_a_loopback_cluster_loses_a_worker_and_stores_every_unit_once_w
         while stored(ws / "svbench.sqlite") == 0 and time.time() < deadline and run.poll() is None:
             time.sleep(0.05)
         at_kill = stored(ws / "svbench.sqlite")
-        cluster.kill(cluster.workers[0])  # SIGKILL, no restart: its tasks must be rerun on the other worker
+        cluster.kill_a_busy_worker()  # its task must be rerun on the other worker
         out, err = run.communicate(timeout=120)
     finally:
         LoopbackCluster.kill(run)
@@ -224,3 +234,36 @@ def test_cluster_slurm_dry_run_prints_a_job_of_single_threaded_workers():
     assert "#SBATCH --cpus-per-task=32" in script and "#SBATCH -p cpu" in script and "#SBATCH -t 02:00:00" in script
     assert "--nthreads 1" in script and "--nworkers 32" in script
     assert "--lifetime 115m" in script  # retire 5 minutes before the walltime, handing tasks back
+
+
+def _where(task: tuple[int, int]) -> tuple[tuple[int, int], str]:
+    from distributed import get_worker
+
+    return task, get_worker().get_current_task()  # the Dask task (key) that evaluated this unit
+
+
+def test_the_dask_executor_pulls_units_lazily_and_keeps_an_utterance_in_one_task():
+    """Dask's in-process (threaded) cluster: the same scheduler and executor code, started in a second."""
+    from distributed import LocalCluster
+
+    from svbench.dask_executor import IN_FLIGHT_PER_THREAD, MAX_BATCH, DaskExecutor
+
+    pulled = 0
+
+    def units():  # 30 "utterances" of 20 units each, consecutive as the engine orders them
+        nonlocal pulled
+        for i in range(600):
+            pulled += 1
+            yield (i // 20, i)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        seen, ahead, tasks = 0, 0, {}
+        for unit, key in DaskExecutor(cluster.scheduler_address).map_unordered(_where, units(), group=lambda u: u[0]):
+            seen += 1
+            ahead = max(ahead, pulled - seen)
+            tasks.setdefault(key, []).append(unit)
+    assert seen == 600 and sorted(u for us in tasks.values() for u in us) == [(i // 20, i) for i in range(600)]
+    assert all(len({u[0] for u in us}) == 1 and len(us) <= MAX_BATCH for us in tasks.values())
+    assert len(tasks) == 30 * -(-20 // MAX_BATCH)  # each utterance in as few tasks as the cap allows
+    # never more than 2 tasks per worker thread in flight (+1: grouping reads one unit ahead)
+    assert ahead <= IN_FLIGHT_PER_THREAD * 2 * MAX_BATCH + 1
