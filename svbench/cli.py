@@ -22,6 +22,7 @@ from svbench.manifest import ManifestError
 from svbench.metrics.base import MetricUnavailable, metric_status
 from svbench.neural import cli as neural_cli
 from svbench.report import check_cli
+from svbench.report import cli as report_cli
 from svbench.store import Store
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     neural_cli.add_build_parser(sub)
     check_cli.add_parser(sub)
+    report_cli.add_parsers(sub)
     dask_cluster.add_cluster_parser(sub)
 
     lst = sub.add_parser("list", help="what is available on this machine")
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args, console)
         if args.command == "check":
             return check_cli.cmd_check(args, console)
+        if args.command in report_cli.COMMANDS:
+            return report_cli.run(args, console)
     except engine.Interrupted as err:
         say(console, f"svbench: {err}", "yellow")
         return EXIT_INTERRUPTED

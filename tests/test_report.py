@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from svbench.cli import main
-from svbench.report import tidy
+from svbench.report import aggregate, render, tidy
+from svbench.report import spec as spec_mod
 
 from .conftest import SPEECH, need
 
@@ -37,9 +38,13 @@ def store(tmp_path_factory) -> Path:
     table.loc[len(table)] = ["short-0000", str(tmp / "short.wav")]
     table.loc[len(table)] = ["silent-0000", str(tmp / "silent.wav")]
     table.to_csv(tmp / "librispeech.csv", index=False)
+    (tmp / "less").mkdir()  # the same dataset without the short clip: opus 8k is scored on fewer utterances
+    table[table.id != "short-0000"].to_csv(tmp / "less" / "librispeech.csv", index=False)
     ws = tmp / "ws"
-    for codec, rates in (("opus", "6k,12k"), ("codec2", "1.2k,3.2k")):
-        code = main(["run", "--codec", codec, "--bitrate", rates, "--dataset", str(tmp / "librispeech.csv"),
+    for codec, rates, manifest in (("opus", "6k,12k", tmp / "librispeech.csv"),
+                                   ("codec2", "1.2k,3.2k", tmp / "librispeech.csv"),
+                                   ("opus", "8k", tmp / "less" / "librispeech.csv")):
+        code = main(["run", "--codec", codec, "--bitrate", rates, "--dataset", str(manifest),
                      "--metrics", "pesq,stoi,f0rmse", "--workers", "1", "--quiet", "--workspace", str(ws)])
         assert code == 1  # the silent file fails: exit 1 tells the truth
     return ws / "svbench.sqlite"
@@ -59,10 +64,10 @@ def test_tidy_has_one_row_per_score_and_one_per_failed_unit(store):
     n_scores = _sql(store, "SELECT COUNT(*) FROM scores")[0][0]
     bare = _sql(store, "SELECT COUNT(*) FROM units u WHERE NOT EXISTS (SELECT 1 FROM scores s WHERE "
                 "s.run_id = u.run_id AND s.utt_id = u.utt_id AND s.codec = u.codec AND s.bitrate = u.bitrate)")[0][0]
-    assert bare == 4  # the silent file at each of the 4 operating points
+    assert bare == 5  # the silent file at each of the 5 operating points
     assert len(frame) == n_scores + bare
     failed = frame[frame.status == "error"]
-    assert len(failed) == 4 and set(failed.utt_id) == {"silent-0000"}
+    assert len(failed) == 5 and set(failed.utt_id) == {"silent-0000"}
     assert failed.metric.isna().all() and failed.value.isna().all()
     assert (failed.stage == "reference").all() and failed.error.str.contains("silent").all()
     undefined = frame[frame.value.isna() & frame.metric.notna()]
@@ -74,8 +79,8 @@ def test_tidy_carries_names_and_card_hashes_from_the_run_config(store):
     frame = tidy.load(store)
     assert set(frame.dataset) == {"librispeech"}
     assert dict(frame.groupby("codec").bitrate.unique().map(sorted)) == {"codec2": ["1.2k", "3.2k"],
-                                                                          "opus": ["12k", "6k"]}
-    assert set(frame.bps) == {1200, 3200, 6000, 12000}
+                                                                          "opus": ["12k", "6k", "8k"]}
+    assert set(frame.bps) == {1200, 3200, 6000, 8000, 12000}
     pesq_hash = hashlib.sha256((REPO / "metrics" / "pesq.toml").read_bytes()).hexdigest()
     assert set(frame.loc[frame.metric == "pesq", "metric_card"]) == {pesq_hash}
     assert frame.codec_card.notna().all()
@@ -83,7 +88,7 @@ def test_tidy_carries_names_and_card_hashes_from_the_run_config(store):
 
 def test_tidy_selects_runs_and_refuses_unknown_ones(store):
     ids = [r[0] for r in _sql(store, "SELECT run_id FROM runs")]
-    assert len(ids) == 2
+    assert len(ids) == 3
     one = tidy.load(store, [ids[0][:8]])  # a unique prefix is enough
     assert set(one.run_id) == {ids[0]}
     with pytest.raises(tidy.ReportError, match="no run with id 'deadbeef'"):
@@ -106,3 +111,161 @@ def test_tidy_values_and_reasons_are_the_stored_ones_exactly(store):
         v, why = got[tuple(key)]
         assert (np.isnan(v) and value is None) or v == value  # the very same double
         assert (pd.isna(why) and reason is None) or why == reason
+
+
+# ---------------------------------------------------------------- aggregation
+
+T_975 = {2: 4.303, 3: 3.182}  # Student t 0.975 quantiles, df 2 and 3 (any printed t table, 3 decimals)
+
+
+def _spec(tmp_path: Path, text: str, name: str = "t") -> spec_mod.Spec:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return spec_mod.load(path)
+
+
+PESQ_STOI_F0 = """
+title = "test"
+rows = ["codec", "bitrate"]
+[[columns]]
+metric = "pesq"
+key = "pesq_*"
+name = "PESQ"
+id = "pesq"
+[[columns]]
+metric = "stoi"
+key = "stoi"
+name = "STOI"
+[[columns]]
+metric = "f0rmse"
+key = "f0rmse_hz"
+name = "F0RMSE"
+unit = "Hz"
+"""
+
+
+@pytest.fixture(scope="module")
+def result(store, tmp_path_factory):
+    spec = _spec(tmp_path_factory.mktemp("spec"), PESQ_STOI_F0)
+    return aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+
+
+def _stored(store: Path, codec: str, bitrate: str, key: str) -> np.ndarray:
+    rows = _sql(store, f"SELECT value FROM scores WHERE codec = '{codec}' AND bitrate = '{bitrate}' "
+                f"AND key = '{key}' AND value IS NOT NULL")
+    return np.array([r[0] for r in rows])
+
+
+def test_cells_are_mean_and_student_t_interval_of_the_stored_values(store, result):
+    assert len(result.rows) == 5
+    for row in result.rows.itertuples():
+        for column, key in (("pesq", "pesq_nb"), ("stoi", "stoi")):
+            cell = result.cells[(result.cells.codec == row.codec) & (result.cells.bitrate == row.bitrate)
+                                & (result.cells.column == column)].iloc[0]
+            values = _stored(store, row.codec, row.bitrate, key)
+            n = len(values)
+            assert cell.n == n
+            assert cell["mean"] == pytest.approx(values.mean(), rel=1e-12)
+            half = T_975[n - 1] * values.std(ddof=1) / np.sqrt(n)
+            assert (cell.ci_hi - cell.ci_lo) / 2 == pytest.approx(half, rel=2e-4)  # table has 4 digits
+            assert cell.ci_lo < cell["mean"] < cell.ci_hi
+
+
+def test_n_failed_and_undefined_are_counted_not_hidden(result):
+    rows = result.rows.set_index(["codec", "bitrate"])
+    # 5 manifest rows: the silent file failed everywhere; opus 8k's manifest has no short clip
+    assert (rows.units_failed == 1).all()
+    assert rows.units_ok.to_dict() == {("codec2", "1.2k"): 4, ("codec2", "3.2k"): 4, ("opus", "6k"): 4,
+                                       ("opus", "8k"): 3, ("opus", "12k"): 4}
+    cells = result.cells.set_index(["codec", "bitrate", "column"])
+    assert cells.loc[("opus", "6k", "pesq"), "n"] == 4  # the 0.3 s clip has a PESQ
+    stoi = cells.loc[("opus", "6k", "stoi")]
+    assert stoi.n == 3 and stoi.undefined == 1 and stoi.reason.startswith("not defined: clip too short")
+    assert cells.loc[("opus", "8k", "stoi"), "undefined"] == 0
+
+
+def test_cells_over_fewer_utterances_are_flagged_and_common_restricts(store, result, tmp_path):
+    cells = result.cells.set_index(["codec", "bitrate", "column"])
+    assert cells.loc[("opus", "8k", "pesq"), "partial"]  # 3 utterances where the other rows have 4
+    assert not cells.loc[("opus", "6k", "pesq"), "partial"]
+    assert any("fewer utterances" in n for n in result.notes)
+    common = aggregate.aggregate(tidy.load(store), tidy.runs(store), result.spec, common=True)
+    assert set(common.cells.n) == {3} and not common.cells.partial.any()
+    opus6 = common.cells[(common.cells.codec == "opus") & (common.cells.bitrate == "6k")
+                         & (common.cells.column == "pesq")].iloc[0]
+    values = _stored(store, "opus", "6k", "pesq_nb")  # in store order: which one is the short clip?
+    short = _sql(store, "SELECT value FROM scores WHERE codec = 'opus' AND bitrate = '6k' AND key = 'pesq_nb' "
+                 "AND utt_id = 'short-0000'")[0][0]
+    assert opus6["mean"] == pytest.approx((values.sum() - short) / 3, rel=1e-12)
+
+
+def test_direction_comes_from_the_metric_card(result):
+    hib = {c.id: c.higher_is_better for c in result.columns}
+    assert hib == {"pesq": True, "stoi": True, "f0rmse_hz": False}  # F0 error: lower is better
+
+
+def test_csv_is_tidy_with_mean_ci_n_and_units(tmp_path, result):
+    path = render.write_csv(result, tmp_path / "t.csv")
+    table = pd.read_csv(path)
+    assert len(table) == 5
+    for col in ("units_ok", "units_failed", "pesq_mean", "pesq_ci_lo", "pesq_ci_hi", "pesq_n", "stoi_n",
+                "f0rmse_hz_mean"):
+        assert col in table.columns
+    assert (table.pesq_ci_lo < table.pesq_mean).all() and (table.pesq_mean < table.pesq_ci_hi).all()
+
+
+def test_markdown_says_the_method_and_marks_partial_cells(result):
+    text = render.markdown(result)
+    assert "Student t" in text and "PESQ ↑" in text and "F0RMSE [Hz] ↓" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("| opus | 8k"))
+    assert "*" in line.split("|")[5]  # the PESQ cell over 3 utterances
+
+
+def test_latex_bolds_the_best_value_per_direction(store, result):
+    text = render.latex(result)
+    assert r"\toprule" in text and r"\midrule" in text and r"\bottomrule" in text  # booktabs
+    assert r"PESQ $\uparrow$" in text and r"F0RMSE [Hz] $\downarrow$" in text
+    body = [ln for ln in text.splitlines() if " & " in ln and "$\\pm$" in ln]
+    pairs = [(r.codec, r.bitrate) for r in result.rows.itertuples()]
+    best_pesq = max(pairs, key=lambda p: _stored(store, *p, "pesq_nb").mean())  # higher is better
+    best_f0 = min(pairs, key=lambda p: _stored(store, *p, "f0rmse_hz").mean())  # lower is better
+    assert len(body) == 5
+    for ln in body:
+        cells = [c.strip() for c in ln.rstrip("\\ ").split("&")]
+        here = (cells[0], cells[1])
+        assert cells[4].startswith(r"\textbf{") == (here == best_pesq)
+        assert cells[6].startswith(r"\textbf{") == (here == best_f0)
+
+
+# ---------------------------------------------------------------- the command
+
+
+def test_report_command_writes_csv_md_tex(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["report", "table3", "--workspace", str(store.parent), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["table3.csv", "table3.md", "table3.tex"]
+    table = pd.read_csv(out / "table3.csv")
+    assert table.visqol_n.eq(0).all() and table.visqol_reason.str.contains("not computed").all()
+
+
+def test_unknown_run_is_a_usage_error_that_creates_nothing(store, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["report", "table3", "--workspace", str(store.parent), "--run", "deadbeef", "-o", str(out)]) == 2
+    assert "no run with id 'deadbeef'" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["report", "table3", "--workspace", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
+    assert "no run store" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "nowhere").exists()
+
+
+def test_malformed_spec_names_file_line_and_field(store, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('title = "x"\n[[columns]]\nmetric = "pesq"\n[[columns]]\nmetric = "mcd"\ndirection = "up"\n')
+    assert main(["report", str(bad), "--workspace", str(store.parent), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "line 6" in err and "columns[1].direction" in err and "'up'" in err
+    with pytest.raises(tidy.ReportError, match=r"bad\.toml: line 2: field 'rows'"):
+        _spec(tmp_path, 'title = "x"\nrows = ["codec", "speaker"]\n[[columns]]\nmetric = "pesq"\n', "bad")
+    with pytest.raises(tidy.ReportError, match=r"not valid TOML.*line 1"):
+        _spec(tmp_path, 'title = "x\n', "bad")
+    assert not (tmp_path / "out").exists()

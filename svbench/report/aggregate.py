@@ -1,0 +1,267 @@
+"""One aggregation for every renderer: per table row x metric key, the mean over utterances with a 95%
+confidence interval, n, the median, the undefined count, and the row's units ok and failed.
+
+The confidence interval is Student's t over utterances: mean +- t(0.975, n-1) * s / sqrt(n), with s the
+sample standard deviation (ddof 1) and the quantile from ``scipy.stats.t``; n = 1 has no interval.
+Nothing is averaged silently: a unit that failed counts in ``units_failed``, an ok unit with no value
+for a key counts in that cell's ``undefined`` (with the most common reason), and when the cells of one
+dataset are over different utterance sets the result says so (``partial`` cells, a note); ``common``
+restricts every cell to the utterances defined in all of them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from svbench.bitrate import Bitrate
+from svbench.report.spec import ROW_KEYS, Column, Spec
+
+CI_METHOD = "95% CI over utterances: Student t, mean ± t(0.975, n-1)·s/√n (scipy.stats.t)"
+UNIT_KEYS = ["run_id", "codec", "bitrate", "utt_id"]
+
+
+@dataclass
+class Resolved:
+    """A spec column bound to one value key found in the data."""
+
+    id: str
+    name: str
+    metric: str
+    key: str
+    unit: str
+    higher_is_better: bool
+    aggregate: str
+    decimals: int
+
+
+@dataclass
+class Result:
+    spec: Spec
+    row_keys: list[str]
+    rows: pd.DataFrame  # row keys, bps, kbps (measured, mean over ok units), units_ok, units_failed
+    cells: pd.DataFrame  # row keys, column, mean, ci_lo, ci_hi, n, median, undefined, reason, partial
+    columns: list[Resolved]
+    notes: list[str] = field(default_factory=list)
+    frame: pd.DataFrame | None = None  # the tidy rows the table is made of (after filters and --common)
+
+    def cell(self, column: str) -> pd.DataFrame:
+        """The cells of one column, in row order, aligned with ``rows``."""
+        return self.rows[self.row_keys].merge(self.cells[self.cells.column == column], on=self.row_keys, how="left")
+
+
+def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool = False) -> Result:
+    """``frame``: :func:`svbench.report.tidy.load`; ``info``: :func:`svbench.report.tidy.runs` of the same runs."""
+    notes: list[str] = []
+    frame = _select(frame, info, spec, notes)
+    row_keys = [k for k in ROW_KEYS if k not in spec.rows and frame[k].nunique() > 1] + list(spec.rows)
+    for key in row_keys[: len(row_keys) - len(spec.rows)]:
+        notes.append(f"rows also split by {key}: the runs hold several")
+    columns = _resolve(frame, info, spec.columns)
+    row_of = _row_codes(frame, row_keys)
+    units = _unit_starts(frame)
+    rows = _rows(frame[units], row_of[units], row_keys, spec)
+    row_index = pd.Index(rows.pop("_code")).get_indexer(row_of)
+    values = _values(frame, row_index, columns)
+    if common:
+        values, n_common = _common(values, rows)
+        notes.append(f"--common: every cell over the same utterances ({n_common} per dataset: "
+                     "those defined in every cell)")
+    cells = _cells(values, frame, row_index, rows, row_keys, columns)
+    partial = cells[cells.partial & (cells.n > 0)]
+    if len(partial):
+        notes.append(f"{len(partial)} cell(s) over fewer utterances than others of their dataset (marked *: failed "
+                     "units or undefined values); --common restricts every cell to the same utterances")
+    return Result(spec, row_keys, rows, cells, columns, notes, frame)
+
+
+def _select(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, notes: list[str]) -> pd.DataFrame:
+    keep = np.ones(len(frame), dtype=bool)
+    for col, wanted in (("codec", spec.codecs), ("dataset", spec.datasets), ("bitrate", spec.bitrates)):
+        if wanted:
+            if col == "bitrate":
+                wanted = tuple(Bitrate.parse(b).label for b in wanted)
+            keep &= frame[col].isin(wanted).to_numpy()
+    frame = frame[keep] if not keep.all() else frame
+    # a (dataset, codec, bitrate) stored by several runs: the latest run's units only
+    order = {r: i for i, r in enumerate(info.sort_values(["updated", "created"]).run_id)}
+    cells = frame[["dataset", "codec", "bitrate", "run_id"]].drop_duplicates().astype(str)
+    cells = cells.assign(rank=cells.run_id.map(order)).sort_values("rank")
+    dup = cells.duplicated(["dataset", "codec", "bitrate"], keep="last")
+    if dup.any():
+        dropped = cells[dup]
+        notes.append("stored by several runs, the latest used: " + ", ".join(
+            sorted({f"{d}/{c}@{b}" for d, c, b in dropped[["dataset", "codec", "bitrate"]].itertuples(index=False)})))
+        drop = pd.MultiIndex.from_frame(dropped[["codec", "bitrate", "run_id"]])
+        frame = frame[~pd.MultiIndex.from_frame(frame[["codec", "bitrate", "run_id"]].astype(str)).isin(drop)]
+    return frame
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    return column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else pd.factorize(column)[0]
+
+
+def _row_codes(frame: pd.DataFrame, row_keys: list[str]) -> np.ndarray:
+    """One integer per frame row naming its table row (the row keys' category codes combined)."""
+    code = np.zeros(len(frame), dtype=np.int64)
+    for col in row_keys:
+        c = _codes(frame[col]).astype(np.int64)
+        code = code * (int(c.max(initial=0)) + 2) + c + 1
+    return code
+
+
+def _unit_starts(frame: pd.DataFrame) -> np.ndarray:
+    """First row of each unit (tidy frames keep a unit's rows together)."""
+    if frame.empty:
+        return np.zeros(0, dtype=bool)
+    codes = np.stack([_codes(frame[c]) for c in UNIT_KEYS])
+    starts = np.ones(len(frame), dtype=bool)
+    starts[1:] = (codes[:, 1:] != codes[:, :-1]).any(axis=0)
+    return starts
+
+
+def _rows(units: pd.DataFrame, codes: np.ndarray, row_keys: list[str], spec: Spec) -> pd.DataFrame:
+    """One row per table row: row keys (str), bps, kbps measured, units ok and failed; ``_code`` to match."""
+    ok = (units.status == "ok").to_numpy()
+    kbps = np.where(ok, units.measured_bps.to_numpy(), np.nan) / 1000
+    parts = pd.DataFrame({"_code": codes, "bps": units.bps.to_numpy(), "kbps": kbps, "units_ok": ok,
+                          "units_failed": ~ok})
+    for col in row_keys:
+        parts[col] = units[col].astype(str).to_numpy()
+    rows = parts.groupby("_code", sort=False).agg(
+        **{c: (c, "first") for c in row_keys}, bps=("bps", "max"), kbps=("kbps", "mean"),
+        units_ok=("units_ok", "sum"), units_failed=("units_failed", "sum")).reset_index()
+    sort = []
+    for col in row_keys:
+        if col == "bitrate":
+            sort.append(rows.bps.to_numpy())
+            continue
+        given = list(spec.codecs if col == "codec" else spec.datasets)
+        known = given + sorted(set(rows[col]) - set(given))
+        sort.append(rows[col].map({v: i for i, v in enumerate(known)}).to_numpy())
+    rows = rows.iloc[np.lexsort(sort[::-1])] if len(rows) else rows
+    return rows[[*row_keys, "bps", "kbps", "units_ok", "units_failed", "_code"]].reset_index(drop=True)
+
+
+def _resolve(frame: pd.DataFrame, info: pd.DataFrame, columns: tuple[Column, ...]) -> list[Resolved]:
+    found: list[Resolved] = []
+    scored = frame[frame.value.notna()]
+    keys_by_metric = scored.groupby("metric", observed=True).key.unique().to_dict() if len(scored) else {}
+    for col in columns:
+        keys = sorted(k for k in keys_by_metric.get(col.metric, []) if fnmatch.fnmatchcase(k, col.key)) or [col.key]
+        hib = (col.direction == "higher") if col.direction else _higher_is_better(info, col.metric)
+        for key in keys:
+            several = len(keys) > 1
+            found.append(Resolved(f"{col.id}_{key}" if several else col.id,
+                                  f"{col.name} ({key})" if several else col.name,
+                                  col.metric, key, col.unit, hib, col.aggregate, col.decimals))
+    return found
+
+
+def _higher_is_better(info: pd.DataFrame, metric: str) -> bool:
+    """From the metric definition the runs stored; else from the metric card's class."""
+    for config in info.config:
+        definition = config.get("metric_definitions", {}).get(metric)
+        if definition and "higher_is_better" in definition:
+            return bool(definition["higher_is_better"])
+    try:
+        from svbench.metrics.base import load_metric
+
+        return bool(load_metric(metric).higher_is_better)
+    except (KeyError, ImportError, ValueError):
+        return True
+
+
+def _values(frame: pd.DataFrame, row_index: np.ndarray, columns: list[Resolved]) -> pd.DataFrame:
+    """Finite values of the resolved columns from ok units: _row, dataset, utt (codes), column (position), value."""
+    ok = (frame.status == "ok").to_numpy() & frame.value.notna().to_numpy()
+    metric_cats, key_cats = list(frame.metric.cat.categories), list(frame.key.cat.categories)
+    metric, key = _codes(frame.metric), _codes(frame.key)
+    utt, dataset, value = _codes(frame.utt_id), _codes(frame.dataset), frame.value.to_numpy()
+    parts = []
+    for i, col in enumerate(columns):
+        if col.metric not in metric_cats or col.key not in key_cats:
+            continue
+        mask = ok & (metric == metric_cats.index(col.metric)) & (key == key_cats.index(col.key))
+        parts.append(pd.DataFrame({"_row": row_index[mask], "dataset": dataset[mask], "utt": utt[mask], "column": i,
+                                   "value": value[mask]}))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("_row", "dataset", "utt", "column")}
+                            ).assign(value=pd.Series(dtype="float64"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _common(values: pd.DataFrame, rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Keep, per dataset, the utterances that have a value in every non-empty cell of that dataset."""
+    kept, sizes = [], []
+    for _, part in values.groupby("dataset", sort=False):
+        cell = part._row.to_numpy() * 10_000 + part.column.to_numpy()
+        n_cells = len(np.unique(cell))
+        per_utt = pd.Series(cell).groupby(part.utt.to_numpy()).nunique()
+        full = per_utt.index[per_utt.to_numpy() == n_cells]
+        sizes.append(len(full))
+        kept.append(part[part.utt.isin(full)])
+    return (pd.concat(kept, ignore_index=True) if kept else values), (min(sizes) if sizes else 0)
+
+
+def _cells(values: pd.DataFrame, frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame,
+           row_keys: list[str], columns: list[Resolved]) -> pd.DataFrame:
+    n_rows, n_cols = len(rows), len(columns)
+    cells = pd.DataFrame({"_row": np.repeat(np.arange(n_rows), n_cols), "_col": np.tile(np.arange(n_cols), n_rows)})
+    g = values.groupby(["_row", "column"]).value
+    st = pd.DataFrame({"n": g.count(), "mean": g.mean(), "std": g.std(ddof=1)})
+    if any(c.aggregate == "median" for c in columns):
+        st["median"] = g.median()
+    st = st.reindex(pd.MultiIndex.from_arrays([cells._row, cells._col]))
+    cells["column"] = [columns[i].id for i in cells._col]
+    for col in row_keys:
+        cells[col] = rows[col].to_numpy()[cells._row] if n_rows else []
+    cells["n"] = st.n.fillna(0).astype(int).to_numpy()
+    cells["mean"] = st["mean"].to_numpy()
+    half = _half_width(st["std"].to_numpy(dtype=float), cells.n.to_numpy())
+    cells["ci_lo"], cells["ci_hi"] = cells["mean"] - half, cells["mean"] + half
+    cells["median"] = st["median"].to_numpy() if "median" in st else np.nan
+    cells["undefined"] = rows.units_ok.to_numpy()[cells._row] - cells.n if n_rows else []
+    cells["reason"] = _reasons(frame, row_index, rows, cells, columns)
+    # partial: fewer utterances than the union of its dataset's cells in the same column
+    union = values.groupby(["dataset", "column"]).utt.nunique()
+    ds_of_row = values.drop_duplicates("_row").set_index("_row").dataset
+    key = pd.MultiIndex.from_arrays([ds_of_row.reindex(cells._row).to_numpy(), cells._col.to_numpy()])
+    cells["partial"] = cells.n.to_numpy() < union.reindex(key).fillna(0).to_numpy()
+    return cells.drop(columns=["_col"])
+
+
+def _half_width(std: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = stats.t.ppf(0.975, np.where(n > 1, n - 1, np.nan))
+        return t * std / np.sqrt(n)
+
+
+def _reasons(frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame, cells: pd.DataFrame,
+             columns: list[Resolved]) -> list[str | None]:
+    """Why a cell lacks values: the most common stored reason of its metric in that row, or what is missing."""
+    metric = frame.metric.to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
+    has_reason = frame.reason.notna().to_numpy()
+    why = pd.DataFrame({"_row": row_index[has_reason], "metric": metric[has_reason],
+                        "reason": frame.reason.to_numpy(dtype=object)[has_reason]})
+    common = {k: r.value_counts().index[0] for k, r in why.groupby(["_row", "metric"]).reason} if len(why) else {}
+    scored_rows = pd.DataFrame({"_row": row_index, "metric": metric}).dropna().drop_duplicates()
+    scored = set(scored_rows.itertuples(index=False, name=None))
+    out: list[str | None] = []
+    for r, c, undefined in zip(cells._row, cells._col, cells.undefined, strict=True):
+        m = columns[c].metric
+        if undefined <= 0:
+            out.append(None)
+        elif (r, m) in common:
+            out.append(common[(r, m)])
+        elif rows.units_ok.iloc[r] == 0:
+            out.append("no unit ok (all failed)")
+        elif (r, m) not in scored:
+            out.append(f"{m} not computed in these runs")
+        else:
+            out.append(f"no value {columns[c].key} stored")
+    return out

@@ -1,0 +1,142 @@
+"""Tables from an aggregation: CSV (tidy, machine-readable), Markdown, LaTeX (pandas Styler, booktabs)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from svbench.report.aggregate import CI_METHOD, Resolved, Result
+from svbench.report.overlay import Overlay
+
+LABELS = {"dataset": "dataset", "codec": "codec", "bitrate": "bitrate"}
+
+
+def wide(result: Result, overlay: Overlay | None = None) -> pd.DataFrame:
+    """The CSV form: one row per table row; per column ``<id>_mean, _ci_lo, _ci_hi, _n, _undefined``
+    (a median column: ``<id>``, ``<id>_n``); with an overlay ``<id>_published``, ``<id>_diff`` (ours - theirs)."""
+    out = result.rows.copy()
+    for col in result.columns:
+        cells = result.cell(col.id)
+        if col.aggregate == "median":
+            out[col.id] = cells["median"].to_numpy()
+        else:
+            for stat in ("mean", "ci_lo", "ci_hi"):
+                out[f"{col.id}_{stat}"] = cells[stat].to_numpy()
+        out[f"{col.id}_n"] = cells["n"].to_numpy()
+        out[f"{col.id}_undefined"] = cells["undefined"].to_numpy()
+        out[f"{col.id}_reason"] = cells["reason"].to_numpy()
+        if overlay is not None:
+            theirs = overlay.lookup(result, col)
+            ours = out[col.id] if col.aggregate == "median" else out[f"{col.id}_mean"]
+            out[f"{col.id}_published"] = theirs
+            out[f"{col.id}_diff"] = ours - theirs
+    return out
+
+
+def write_csv(result: Result, path: Path, overlay: Overlay | None = None) -> Path:
+    wide(result, overlay).to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def _value(cells: pd.DataFrame, i: int, col: Resolved, tex: bool = False) -> str:
+    c = cells.iloc[i]
+    if c.n == 0:
+        return "--" if tex else f"– ({c.reason})" if c.reason else "–"
+    d = col.decimals
+    if col.aggregate == "median":
+        text = f"{c['median']:.{d}f}"
+    else:
+        half = (c.ci_hi - c.ci_lo) / 2
+        pm = r" $\pm$ " if tex else " ± "
+        text = f"{c['mean']:.{d}f}" + (f"{pm}{half:.{d}f}" if math.isfinite(half) else "")
+    mark = "*" if c.partial else ""
+    return text + mark + (f" (n={c.n})" if c.undefined and not tex else "")
+
+
+def _arrow(col: Resolved, tex: bool) -> str:
+    if tex:
+        return r"$\uparrow$" if col.higher_is_better else r"$\downarrow$"
+    return "↑" if col.higher_is_better else "↓"
+
+
+def _header(col: Resolved, tex: bool = False) -> str:
+    unit = f" [{col.unit}]" if col.unit else ""
+    name = _tex_escape(col.name) if tex else col.name
+    return f"{name}{unit} {_arrow(col, tex)}"
+
+
+def _row_labels(result: Result, tex: bool = False) -> pd.DataFrame:
+    labels = result.rows[result.row_keys].copy()
+    labels["kbps"] = [f"{k:.2f}" if np.isfinite(k) else "–" for k in result.rows.kbps]
+    labels["ok/failed"] = [f"{o}/{f}" for o, f in zip(result.rows.units_ok, result.rows.units_failed, strict=True)]
+    if tex:
+        labels = labels.map(_tex_escape)
+    return labels
+
+
+def footer(result: Result) -> list[str]:
+    lines = [f"{CI_METHOD}; n = utterances with a value; kbps = measured bitrate (mean over ok units)."]
+    medians = [c.name for c in result.columns if c.aggregate == "median"]
+    if medians:
+        lines.append(f"Median over utterances (no interval): {', '.join(medians)}.")
+    return lines + result.notes
+
+
+def markdown(result: Result, overlay: Overlay | None = None) -> str:
+    table = _row_labels(result)
+    for col in result.columns:
+        cells = result.cell(col.id)
+        table[_header(col)] = [_value(cells, i, col) for i in range(len(cells))]
+        if overlay is not None:
+            theirs = overlay.lookup(result, col)
+            ours = cells["median" if col.aggregate == "median" else "mean"].to_numpy()
+            table[f"{col.name} published"] = [_num(v, col.decimals) for v in theirs]
+            table[f"Δ {col.name}"] = [_num(v, col.decimals, sign=True) for v in ours - theirs]
+    head = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" if c in result.row_keys else "---:" for c in table.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    if not body:
+        body = ["| " + " | ".join(["(no rows: none of the runs has these codecs, datasets or bitrates)"]
+                                  + [""] * (len(table.columns) - 1)) + " |"]
+    text = [f"### {result.spec.title}", "", head, rule, *body, ""]
+    return "\n".join(text + [f"- {line}" for line in footer(result)]) + "\n"
+
+
+def _num(v: float, d: int, sign: bool = False) -> str:
+    return "–" if not np.isfinite(v) else f"{v:+.{d}f}" if sign else f"{v:.{d}f}"
+
+
+def latex(result: Result, overlay: Overlay | None = None) -> str:
+    table = _row_labels(result, tex=True)
+    bold: dict[str, list[bool]] = {}
+    for col in result.columns:
+        cells = result.cell(col.id)
+        head = _header(col, tex=True)
+        table[head] = [_value(cells, i, col, tex=True) for i in range(len(cells))]
+        stat = cells["median" if col.aggregate == "median" else "mean"].to_numpy(dtype=float)
+        finite = np.isfinite(stat)
+        best = (stat[finite].max() if col.higher_is_better else stat[finite].min()) if finite.any() else np.nan
+        bold[head] = list(finite & (stat == best))
+        if overlay is not None:
+            theirs = overlay.lookup(result, col)
+            table[f"{_tex_escape(col.name)} pub."] = [_num(v, col.decimals) for v in theirs]
+            table[rf"$\Delta$ {_tex_escape(col.name)}"] = [_num(v, col.decimals, sign=True) for v in stat - theirs]
+    styler = table.style.hide(axis="index")
+    for head, flags in bold.items():
+        styler = styler.apply(lambda _c, f=flags: ["textbf:--rwrap;" if b else "" for b in f], subset=[head])
+    caption = _tex_escape(f"{result.spec.title}. {' '.join(footer(result))}")
+    fmt = "l" * len(result.row_keys) + "r" * (len(table.columns) - len(result.row_keys))
+    return styler.to_latex(hrules=True, caption=caption, column_format=fmt, position_float="centering",
+                           label=f"tab:{result.spec.name}")
+
+
+_TEX = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}", "\\": r"\textbackslash{}", "±": r"$\pm$", "√": r"$\surd$", "·": r"$\cdot$",
+        "–": "--"}
+
+
+def _tex_escape(text: object) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
