@@ -1,4 +1,4 @@
-"""`svbench check` on real stores: two real runs (Codec 2 and Opus at 1.2k and 3.2k on 4 LibriSpeech clips,
+"""`svbench check` on real stores: a real run (Codec 2 and Opus at 1.2k and 3.2k on 4 LibriSpeech clips,
 PESQ and LSD), then stores derived from their values.
 
 Why derived stores: the statistics under test (tolerance, Wilcoxon, Holm) must be shown on a 200-utterance
@@ -32,17 +32,16 @@ SEED = 19
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> Path:
-    """Workspace with two real runs: codec2 1.2k,3.2k and opus 1.2k,3.2k on 4 LibriSpeech clips, pesq + lsd."""
+    """Workspace with one real run: codec2 1.2k,3.2k and opus 1.2k,3.2k on 4 LibriSpeech clips, pesq + lsd."""
     root = need(SPEECH / "librispeech")
     tmp = tmp_path_factory.mktemp("check")
     table = pd.read_csv(root / "manifest.csv", dtype={"id": str})
     table = table.sort_values("duration_s").head(N_CLIPS)[["id", "path"]].copy()
     table["path"] = [str(root / p) for p in table.path]
     table.to_csv(tmp / "libri.csv", index=False)
-    for codec in ("codec2", "opus"):
-        code = main(["run", "--codec", codec, "--bitrate", "1.2k,3.2k", "--dataset", str(tmp / "libri.csv"),
-                     "--metrics", "pesq,lsd", "--workers", "2", "--quiet", "--workspace", str(tmp / "ws")])
-        assert code == 0
+    code = main(["run", "--grid", "codec2=1.2k,3.2k", "--grid", "opus=1.2k,3.2k", "--dataset", str(tmp / "libri.csv"),
+                 "--metrics", "pesq,lsd", "--workers", "2", "--quiet", "--workspace", str(tmp / "ws")])
+    assert code == 0
     return tmp / "ws"
 
 
@@ -58,16 +57,16 @@ def derived(real: Path, out: Path, n: int, change=None) -> Path:
     Store(out / "svbench.sqlite").close()  # the real schema
     db = sqlite3.connect(out / "svbench.sqlite")
     utts = sorted(units.utt_id.unique())
+    copies = {u: [(f"{u}-{i:03d}", i) for i in range(n) if utts[i % len(utts)] == u] for u in utts}
+    new_units = pd.concat([units[units.utt_id == u].assign(utt_id=new_id) for u in utts for new_id, _ in copies[u]])
+    new_scores = pd.concat([scores[scores.utt_id == u].assign(utt_id=new_id, i=i) for u in utts
+                            for new_id, i in copies[u]]).sort_values(["i", "codec", "bitrate", "key"], kind="stable")
+    if change:
+        new_scores["value"] = [change(r.codec, r.bitrate, r.key, r.i, r.value, rng) for r in new_scores.itertuples()]
     with db:
         db.executemany("INSERT INTO runs VALUES (?,?,?,?,?)", runs)
-        for i in range(n):
-            new_id = f"{utts[i % len(utts)]}-{i:03d}"
-            u = units[units.utt_id == utts[i % len(utts)]].assign(utt_id=new_id)
-            s = scores[scores.utt_id == utts[i % len(utts)]].assign(utt_id=new_id)
-            if change:
-                s = s.assign(value=[change(r.codec, r.bitrate, r.key, i, r.value, rng) for r in s.itertuples()])
-            u.to_sql("units", db, if_exists="append", index=False)
-            s.to_sql("scores", db, if_exists="append", index=False)
+        new_units.to_sql("units", db, if_exists="append", index=False)
+        new_scores.drop(columns="i").to_sql("scores", db, if_exists="append", index=False)
     db.close()
     return out
 
@@ -167,22 +166,24 @@ def test_an_unchanged_store_passes_and_the_table_fits_80_columns(real, tmp_path,
     assert set(junit_cases(tmp_path / "j.xml").values()) == {None}
 
 
-def test_a_missing_cell_fails_and_a_new_one_does_not(real, tmp_path, capsys):
-    base = make_baseline(real, tmp_path / "b.jsonl")
-    ws = tmp_path / "c"
+def without_codec2_at_12k(real: Path, ws: Path) -> Path:
     shutil.copytree(real, ws, ignore=shutil.ignore_patterns("cache"))
     with sqlite3.connect(ws / "svbench.sqlite") as db:
         for table in ("scores", "units"):
             db.execute(f"DELETE FROM {table} WHERE codec = 'codec2' AND bitrate = '1.2k'")
+    return ws
+
+
+def test_a_missing_cell_fails_and_a_new_one_does_not(real, tmp_path, capsys):
+    base = make_baseline(real, tmp_path / "b.jsonl")
+    ws = without_codec2_at_12k(real, tmp_path / "c")
     capsys.readouterr()
     assert run_check(ws, base) == 1
     err = capsys.readouterr().err
     assert "missing codec2@1.2k pesq_nb" in err and "missing codec2@1.2k lsd_db" in err
-    opus_only = tidy.runs(real / "svbench.sqlite")
-    opus_run = next(r.run_id for r in opus_only.itertuples() if r.config["codecs"] == ["opus"])
-    small = make_baseline(real, tmp_path / "opus.jsonl", "--run", opus_run)
-    assert run_check(real, small) == 0  # codec2's cells are new: reported, not failed
-    assert "4 new" in capsys.readouterr().err
+    small = make_baseline(ws, tmp_path / "small.jsonl")
+    assert run_check(real, small) == 0  # codec2@1.2k's cells are new: reported, not failed
+    assert "2 new" in capsys.readouterr().err
 
 
 def test_an_utterance_that_lost_its_value_regresses(real, tmp_path, capsys):
@@ -214,7 +215,7 @@ def test_the_baseline_keeps_exact_values_and_no_machine_paths(real, tmp_path):
     pesq_card = next(iter(b.metrics["pesq"]["keys"].values()))
     assert pesq_card == {"higher_is_better": True, "tolerance": 0.02}  # metrics/pesq.toml [check]
     assert b.metrics["lsd"]["keys"]["lsd_db"]["higher_is_better"] is False
-    assert {r["run"] for r in b.runs} == set(frame.run_id.astype(str))
+    assert [r["run"] for r in b.runs] == list(frame.run_id.astype(str).unique())
     assert b.runs[0]["versions"]["pesq"]
 
 
@@ -278,11 +279,9 @@ def test_usage_errors_exit_2_and_create_nothing(real, tmp_path, monkeypatch, arg
 def test_detectors_on_real_runs(real):
     frame = tidy.load(real / "svbench.sqlite")
     notes = dict(detect.notices(frame))
-    opus_run = next(str(r) for r in frame.run_id.unique() if (frame[frame.run_id == r].codec == "opus").all())
     # README: Opus asked for 1.2k spends about 4.7k on speech, and its 1.2k and 3.2k rows are identical
-    assert "is " in notes[f"run {opus_run} opus@1.2k"] and "above the nominal 1.2 kbit/s" in notes[
-        f"run {opus_run} opus@1.2k"]
-    assert "same decoded audio" in notes[f"run {opus_run} opus@1.2k/3.2k"]
+    assert "above the nominal 1.2 kbit/s" in notes["opus@1.2k"]
+    assert "same decoded audio" in notes["opus@1.2k/3.2k"]
     assert not any("codec2" in scope for scope in notes)  # Codec 2 spends what it says; its two modes differ
     codec2 = frame[frame.codec == "codec2"]
     assert not detect.delay_spread(codec2)  # a fixed-delay codec: the envelope estimate agrees across clips
