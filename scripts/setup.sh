@@ -10,6 +10,8 @@ command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)    # synthesizes the em
 command -v c2enc >/dev/null || need_apt+=(codec2)           # Codec 2's reference programs (tests compare with them)
 command -v sox >/dev/null || need_apt+=(sox)
 ldconfig -p 2>/dev/null | grep -q libsndfile.so.1 || need_apt+=(libsndfile1)
+command -v chromium >/dev/null || need_apt+=(chromium)      # the listening page's test drives a real browser
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if ((${#need_apt[@]})); then
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
