@@ -77,21 +77,25 @@ def test_a_transcript_does_not_depend_on_what_the_worker_decoded_before(clips, w
     assert row == identity_rows[0]
 
 
-def test_heavier_coding_gives_more_word_errors(clips, tmp_path):
+def test_heavier_coding_gives_more_word_errors_and_lower_speaker_similarity(clips, tmp_path):
     """Codec 2 700C against Opus at 16 kbit/s, through the real adapters and the engine's unit of work,
     on the two shortest clips, compared at 8 kHz (both codecs' rate)."""
     shortest = sorted(clips, key=lambda c: len(c[1]))[:2]
-    metric_cards = tuple(m.card for m in load_metrics(["wer"]))
+    metric_cards = tuple(m.card for m in load_metrics(["wer", "spk-sim"]))
     ctx = engine.WorkerContext(metric_cards, str(tmp_path / "cache"), 8000, "envelope", False)
-    wer: dict[str, list[float]] = {}
+    got: dict[str, dict[str, list[float]]] = {"codec2": {}, "opus": {}}
     for codec, rate in (("codec2", "0.7k"), ("opus", "16k")):
         for utt, _ in shortest:
             result = engine.evaluate(engine.Task(ctx, utt, codec, get_card("codecs", codec), Bitrate.parse(rate)))
             assert result.status == "ok", result.error
-            got = {key: value for _, key, value, *_ in result.scores}
-            wer.setdefault(codec, []).append(got["wer_delta_from8k"])
+            for _, key, value, reason, *_ in result.scores:
+                assert value is not None, reason
+                got[codec].setdefault(key, []).append(value)
+    mean = {codec: {key: np.mean(v) for key, v in keys.items()} for codec, keys in got.items()}
     # PocketSphinx's noise is ~10 points (benchmarks/svcodec_asr.py): ask for more than that
-    assert np.mean(wer["codec2"]) > np.mean(wer["opus"]) + 0.10, wer
+    for key in ("wer_from8k", "wer_delta_from8k"):
+        assert mean["codec2"][key] > mean["opus"][key] + 0.10, mean
+    assert mean["codec2"]["spk_sim_from8k"] < mean["opus"]["spk_sim_from8k"] - 0.02, mean
 
 
 # ---------------------------------------------------------------- text normalization (docs/metrics.md rules)
