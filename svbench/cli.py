@@ -21,7 +21,7 @@ from svbench.executor import make_executor
 from svbench.manifest import ManifestError
 from svbench.metrics.base import MetricUnavailable, metric_status
 from svbench.neural import cli as neural_cli
-from svbench.report import check_cli
+from svbench.report import check_cli, detect, tidy
 from svbench.report import cli as report_cli
 from svbench.store import Store
 
@@ -212,6 +212,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     export_tables(out_dir, results, scores, summary, "csv")
     problems = engine.problems(results, scores)
     left_out = [{"scope": s, "reason": r} for s, r in outcome.left_out]
+    suspicious = detect.notices(tidy.load(outcome.store_path, [outcome.run_id]))  # numbers that may mislead
+    if suspicious:
+        with Store(outcome.store_path) as store:
+            store.add_notices(outcome.run_id, suspicious)
     if args.json:
         print(json.dumps({
             "run_id": outcome.run_id, "resumed": outcome.resumed, "store": str(outcome.store_path),
@@ -220,7 +224,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             "counts": {"failed_units": len(problems["failed_units"]),
                        "undefined_values": len(problems["undefined_values"]), "manifest_rows_left_out": len(left_out)},
             **problems, "manifest_rows_left_out": left_out, "wall_s": round(outcome.wall_s, 2),
-            "notices": [{"scope": s, "reason": r} for s, r in outcome.notices],
+            "notices": [{"scope": s, "reason": r} for s, r in outcome.notices + suspicious],
+            "suspicious": [{"scope": s, "reason": r} for s, r in suspicious],
             "summary": _records(summary),
         }, indent=2))
     else:
@@ -232,6 +237,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 say(console, f"... and {more} more notices (table 'notices' in the store)", "yellow")
             for table in summary_tables(summary, console.width):
                 console.print(table)
+            for scope, reason in suspicious:  # after the table whose numbers they qualify
+                say(console, f"check {scope}: {reason}", "yellow")
         lines = engine.problem_lines(problems) + [f"manifest: {x['scope']}: {x['reason']}" for x in left_out]
         for line in lines[:20]:  # printed with --quiet too: an exit code of 1 always comes with its reasons
             say(console, line, "red")

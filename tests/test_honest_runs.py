@@ -236,3 +236,18 @@ def test_the_paper_metrics_print_no_library_chatter(tmp_path):
             and "checkpoint" not in line]
     assert not wide, wide  # the summary fits an 80-column CI log
     assert "…" not in done.stderr  # and no cell is cut
+
+
+def test_a_run_says_when_its_labels_mislead(librispeech_manifest, tmp_path, capsys):
+    """Opus asked for 1.2k and 3.2k spends the same ~4.7 kbit/s on speech (its VBR floor: RFC 6716 2.1.1):
+    the run stores and prints the detectors' notices after its table."""
+    code = main(["run", "--grid", "opus=1.2k,3.2k", "--dataset", str(librispeech_manifest(2)), "--metrics", "stoi",
+                 "--workspace", str(tmp_path / "ws"), "--workers", "1", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    said = " | ".join(f"{n['scope']}: {n['reason']}" for n in report["suspicious"])
+    assert "opus@1.2k: measured" in said and "above the nominal 1.2 kbit/s" in said
+    assert "opus@1.2k/3.2k" in said
+    with sqlite3.connect(str(tmp_path / "ws" / "svbench.sqlite")) as con:
+        stored = [r[0] for r in con.execute("SELECT scope FROM notices")]
+    assert "opus@1.2k" in stored
