@@ -383,7 +383,7 @@ def environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi", "pyworld",
                 "pysptk", "speechmos", "visqol-python", "ai-edge-litert", "onnxruntime", "librosa", "fastdtw",
-                "torch", "safetensors"):
+                "torch", "safetensors", "pocketsphinx", "jiwer", "num2words", "resemblyzer", "webrtcvad"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -254,3 +254,13 @@ def test_svbench_run_stores_wer_from_the_manifest_text(tmp_path, clips):
         store.close()
     assert set(scores.key) == {"wer_from8k", "wer_ref_from8k", "wer_delta_from8k"}
     assert scores.value.notna().all()
+
+
+def test_paper_plus_asr_is_an_opt_in_named_set():
+    from svbench.cli import _metric_names
+
+    beyond = ("wer", "cer", "spk-sim", "plcmos")
+    assert _metric_names("paper+asr") == (*_metric_names("paper"), *beyond)
+    assert not set(beyond) & set(_metric_names("paper")) and engine.RunSpec("d.csv", ("opus",)).metrics == (
+        "pesq", "stoi")  # neither the paper set nor the default gets slower
+    assert [m.name for m in load_metrics(list(_metric_names("paper+asr")))][-4:] == list(beyond)
