@@ -13,7 +13,8 @@ import pytest
 import soundfile as sf
 
 from svbench.cli import main
-from svbench.report import aggregate, render, tidy
+from svbench.report import aggregate, figures, render, tidy
+from svbench.report import overlay as overlay_mod
 from svbench.report import spec as spec_mod
 
 from .conftest import SPEECH, need
@@ -269,3 +270,49 @@ def test_malformed_spec_names_file_line_and_field(store, tmp_path, capsys):
     with pytest.raises(tidy.ReportError, match=r"not valid TOML.*line 1"):
         _spec(tmp_path, 'title = "x\n', "bad")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- figures
+
+
+def test_figure_draws_means_at_measured_kbps_with_ci_bars_and_hollow_published_points(store, tmp_path):
+    spec = _spec(tmp_path, 'kind = "figure"\n' + PESQ_STOI_F0, "fig")
+    res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+    published = tmp_path / "published.csv"
+    published.write_text("metric,codec,kbps,value,source\npesq,opus,6,2.5,a paper, read by eye\n")
+    fig = figures.figure(res, res.columns, overlay_mod.Overlay(published))
+    ax = next(a for a in fig.axes if a.get_title().startswith("PESQ"))
+    bars = next(c for c in ax.containers if c.get_label() == "opus")
+    x, y = bars.lines[0].get_xdata(), bars.lines[0].get_ydata()
+    for bitrate, xi, yi, seg in zip(("6k", "8k", "12k"), x, y, bars.lines[2][0].get_segments(), strict=True):
+        kbps = _sql(store, f"SELECT AVG(measured_bps) / 1000 FROM units WHERE codec = 'opus' AND bitrate = '{bitrate}'"
+                    " AND status = 'ok'")[0][0]
+        values = _stored(store, "opus", bitrate, "pesq_nb")
+        half = T_975[len(values) - 1] * values.std(ddof=1) / np.sqrt(len(values))
+        assert xi == pytest.approx(kbps) and yi == pytest.approx(values.mean())
+        assert seg[:, 1] == pytest.approx([values.mean() - half, values.mean() + half], rel=2e-4)
+    theirs = next(ln for ln in ax.lines if ln.get_label() == "opus (published)")
+    assert theirs.get_markerfacecolor() == "none" and list(theirs.get_ydata()) == [2.5]
+    written = figures.write(res, tmp_path, ("png", "pdf"))
+    assert [p.name for p in written] == ["fig.png", "fig.pdf"]
+    assert written[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and written[1].read_bytes()[:5] == b"%PDF-"
+
+
+def test_overlay_refuses_a_bad_file_naming_line_and_field(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("metric,codec,kbps,value\npesq,opus,6,2.5\npesq,opus,eight,2.6\n")
+    with pytest.raises(tidy.ReportError, match=r"bad\.csv: line 3: field 'kbps': not a number: 'eight'"):
+        overlay_mod.Overlay(bad)
+    (tmp_path / "cols.csv").write_text("metric,codec,value\n")
+    with pytest.raises(tidy.ReportError, match="missing kbps"):
+        overlay_mod.Overlay(tmp_path / "cols.csv")
+
+
+def test_overlay_adds_published_and_ours_minus_theirs_to_tables(result, tmp_path):
+    published = tmp_path / "p.csv"
+    published.write_text("metric,codec,kbps,value,source\npesq,opus,6,2.5,x\nstoi,codec2,1.2,0.7,x\n")
+    table = render.wide(result, overlay_mod.Overlay(published)).set_index(["codec", "bitrate"])
+    assert table.loc[("opus", "6k"), "pesq_published"] == 2.5
+    assert table.loc[("opus", "6k"), "pesq_diff"] == pytest.approx(table.loc[("opus", "6k"), "pesq_mean"] - 2.5)
+    assert table.loc[("codec2", "1.2k"), "stoi_published"] == 0.7
+    assert np.isnan(table.loc[("opus", "12k"), "pesq_published"])

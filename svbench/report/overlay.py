@@ -7,6 +7,7 @@ else its metric card name (case-insensitive), and a table row when its ``codec``
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +22,31 @@ class Overlay:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            table = pd.read_csv(self.path, dtype={"metric": str, "codec": str, "source": str})
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                lines = list(csv.reader(fh))
+        except (OSError, UnicodeDecodeError) as err:
             raise ReportError(f"{path}: cannot read the overlay CSV ({err})") from None
-        missing = [c for c in REQUIRED if c not in table.columns]
+        header = [h.strip() for h in (lines[0] if lines else [])]
+        missing = [c for c in REQUIRED if c not in header]
         if missing:
-            raise ReportError(f"{path}: overlay needs columns {','.join(REQUIRED)}[,source]; "
+            raise ReportError(f"{path}: line 1: overlay needs columns {','.join(REQUIRED)}[,source]; "
                               f"missing {', '.join(missing)}")
-        for col in ("kbps", "value"):
-            numbers = pd.to_numeric(table[col], errors="coerce")
-            bad = numbers.isna() & table[col].notna()
-            if bad.any():
-                line = int(np.flatnonzero(bad.to_numpy())[0]) + 2  # header is line 1
-                raise ReportError(f"{path}: line {line}: field '{col}': not a number: {table[col][bad].iloc[0]!r}")
-            table[col] = numbers
+        records = []
+        for number, row in enumerate(lines[1:], start=2):
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) > len(header) and header[-1] == "source":  # an unquoted comma inside the source text
+                row = row[: len(header) - 1] + [",".join(row[len(header) - 1:])]
+            if len(row) != len(header):
+                raise ReportError(f"{path}: line {number}: {len(row)} fields, the header has {len(header)}")
+            record = dict(zip(header, (c.strip() for c in row), strict=True))
+            for col in ("kbps", "value"):
+                try:
+                    record[col] = float(record[col])
+                except ValueError:
+                    raise ReportError(f"{path}: line {number}: field '{col}': not a number: {record[col]!r}") from None
+            records.append(record)
+        table = pd.DataFrame(records, columns=header)
         if "source" not in table.columns:
             table["source"] = self.path.name
         table["metric_l"] = table.metric.str.lower()
