@@ -188,17 +188,18 @@ class _Parser:
         if len(values) != len(self.b.utterances):
             raise self.fail("values", f"{len(values)} values, but the utterances line lists "
                             f"{len(self.b.utterances)} utterances")
-        bad = next((v for v in values if v is not None and (not isinstance(v, int | float) or isinstance(v, bool))),
-                   "none")
-        if bad != "none":
-            raise self.fail("values", f"values must be numbers or null, found {bad!r:.40}")
+        try:
+            array = np.array(values, dtype=np.float64)  # null -> NaN
+        except (TypeError, ValueError):
+            bad = next(v for v in values if v is not None and not isinstance(v, int | float))
+            raise self.fail("values", f"values must be numbers or null, found {bad!r:.40}") from None
         if metric not in self.b.metrics or key not in self.b.metrics[metric]["keys"]:
             raise self.fail("key", f"{metric}/{key} has no 'metric' line declaring it (card hash, direction, "
                             "tolerance)")
         cell = (codec, bitrate, metric, key)
         if cell in self.b.cells:
             raise self.fail("cell", f"{cell_name(cell)} is listed twice")
-        self.b.cells[cell] = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        self.b.cells[cell] = array
         self.b.bps[(codec, bitrate)] = bps
 
     def finish(self) -> Baseline:

@@ -59,18 +59,37 @@ def load_current(store_path: Path, run_ids: list[str] | None = None) -> Current:
     info = tidy.runs(store_path, run_ids)
     frame = tidy.load(store_path, info.run_id.tolist())
     order = {r: i for i, r in enumerate(info.sort_values(["updated", "created"]).run_id)}
-    pairs = frame[["codec", "bitrate", "run_id"]].drop_duplicates().astype(str)  # plain text, not categories
-    pairs = pairs.assign(rank=[order[r] for r in pairs.run_id]).sort_values("rank", kind="stable")
-    notices = []
-    for (codec, bitrate), group in pairs.groupby(["codec", "bitrate"], sort=False, observed=True):
-        if len(group) > 1:
-            notices.append((f"{codec}@{bitrate}", f"in {len(group)} runs ({', '.join(group.run_id)}); "
-                            f"compared the latest, {group.run_id.iloc[-1]}"))
-    chosen = pairs.drop_duplicates(["codec", "bitrate"], keep="last")[["codec", "bitrate", "run_id"]]
-    keep = pd.MultiIndex.from_frame(frame[["codec", "bitrate", "run_id"]].astype(str)).isin(
-        pd.MultiIndex.from_frame(chosen))
-    frame = frame[keep].reset_index(drop=True)
-    return Current(frame, info[info.run_id.isin(chosen.run_id)].reset_index(drop=True), notices)
+    notices: list[tuple[str, str]] = []
+    if frame.run_id.nunique() > 1:  # a codec@bitrate in several runs: keep the latest run's rows
+        codes = [codes_of(frame[c]) for c in ("codec", "bitrate", "run_id")]
+        names = [codes_of(frame[c], names=True) for c in ("codec", "bitrate", "run_id")]
+        sizes = [len(n) + 1 for n in names]
+        key = (codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]
+        latest: dict[tuple[int, int], int] = {}
+        runs_of: dict[tuple[int, int], list[str]] = {}
+        for k in np.unique(key):
+            pair, run = divmod(int(k), sizes[2])
+            cb = divmod(pair, sizes[1])
+            runs_of.setdefault(cb, []).append(str(names[2][run]))
+            if cb not in latest or order[str(names[2][run])] > order[str(names[2][latest[cb]])]:
+                latest[cb] = run
+        for (c, b), found in runs_of.items():
+            if len(found) > 1:
+                found.sort(key=order.__getitem__)
+                notices.append((f"{names[0][c]}@{names[1][b]}", f"in {len(found)} runs ({', '.join(found)}); "
+                                f"compared the latest, {found[-1]}"))
+        chosen = [(c * sizes[1] + b) * sizes[2] + r for (c, b), r in latest.items()]
+        frame = frame[np.isin(key, chosen)].reset_index(drop=True)
+    chosen_runs = {str(r) for r in frame.run_id.unique()}
+    return Current(frame, info[info.run_id.isin(chosen_runs)].reset_index(drop=True), notices)
+
+
+def codes_of(series: pd.Series, names: bool = False) -> np.ndarray:
+    """Integer codes of a (categorical) text column, or its distinct values with ``names``."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return np.asarray(series.cat.categories, dtype=object) if names else series.cat.codes.to_numpy(np.int64)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return np.asarray(uniques, dtype=object) if names else codes.astype(np.int64)
 
 
 def _cells(frame: pd.DataFrame, utterances: list[str]) -> tuple[dict[CellKey, np.ndarray], dict[tuple[str, str],

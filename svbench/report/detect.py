@@ -58,25 +58,29 @@ def bitrate_off(frame: pd.DataFrame, limit: float = BITRATE_OFF) -> list[tuple[s
 
 def same_output(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """Pairs of bitrates of one codec in one run with identical measured bitrates and scores everywhere."""
+    from svbench.report.check import codes_of
+
     ok = frame[(frame.status == "ok") & frame.metric.notna()]
+    names = np.stack([codes_of(ok[c]) for c in ("utt_id", "metric", "key")], axis=1)
+    numbers = ok[["measured_bps", "value"]].to_numpy(dtype=np.float64)
     out = []
-    for (run_id, codec), group in ok.groupby(["run_id", "codec"], sort=True, observed=True):
-        tables = {}
-        for bitrate, rows in group.groupby("bitrate", sort=False, observed=True):
-            rows = rows.sort_values(["utt_id", "metric", "key"])
-            tables[bitrate] = (rows[["utt_id", "metric", "key"]].to_numpy(dtype=str),
-                               rows[["measured_bps", "value"]].to_numpy(dtype=np.float64))
-        labels = sorted(tables, key=lambda b: int(group.bps[group.bitrate == b].iloc[0]))
-        for i, a in enumerate(labels):
-            for b in labels[i + 1:]:
-                (names_a, nums_a), (names_b, nums_b) = tables[a], tables[b]
-                if nums_a.shape == nums_b.shape and np.array_equal(nums_a, nums_b, equal_nan=True) \
-                        and np.array_equal(names_a, names_b):
-                    n = len(set(names_a[:, 0]))
-                    out.append((_scope(frame, run_id, codec, f"{a}/{b}"),
-                                f"{a} and {b} gave the same measured bitrate and the same score for every key on "
-                                f"all {n} utterances: most likely the same decoded audio (a proxy: svbench keeps "
-                                "no hash of the decoded audio)"))
+    for (run_id, codec), group in ok.groupby(["run_id", "codec"], sort=True, observed=True).indices.items():
+        rows = ok.iloc[group]
+        by_sum: dict[tuple[int, float, float], list[tuple[int, str, np.ndarray]]] = {}
+        for (bps, bitrate), pos in rows.groupby(["bps", "bitrate"], sort=True, observed=True).indices.items():
+            pos = group[pos]
+            pos = pos[np.lexsort(names[pos].T[::-1])]
+            summary = (len(pos), float(np.nansum(numbers[pos, 0])), float(np.nansum(numbers[pos, 1])))
+            by_sum.setdefault(summary, []).append((bps, bitrate, pos))  # equal tables have equal sums
+        for candidates in by_sum.values():
+            for i, (_, a, pa) in enumerate(candidates):
+                for _, b, pb in candidates[i + 1:]:
+                    if np.array_equal(names[pa], names[pb]) and np.array_equal(numbers[pa], numbers[pb],
+                                                                                equal_nan=True):
+                        out.append((_scope(frame, run_id, codec, f"{a}/{b}"),
+                                    f"{a} and {b} gave the same measured bitrate and the same score for every key on "
+                                    f"all {len(set(names[pa, 0]))} utterances: most likely the same decoded audio "
+                                    "(a proxy: svbench keeps no hash of the decoded audio)"))
     return out
 
 
