@@ -75,7 +75,7 @@ def _check(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[yellow]replacing an unreadable baseline: {err}[/yellow]", soft_wrap=True)
     if old is not None:
         known = {k for _, _, m, k in old.cells} | {m for _, _, m, _ in old.cells}
-        known |= set(current.frame.key.dropna()) | set(current.frame.metric.dropna())
+        known |= {str(v) for col in ("key", "metric") for v in current.frame[col].dropna().unique()}
         unknown = sorted(set(tolerances) - known)
         if unknown:
             raise ReportError(f"--tolerance names {', '.join(unknown)}: no such metric or key in the baseline or "
@@ -83,6 +83,8 @@ def _check(args: argparse.Namespace, console: Console) -> int:
         refused = check.refusals(old, current)
         if refused and not args.update:
             raise baseline_mod.BaselineError(f"{args.baseline}: refused, not compared: " + "; ".join(refused))
+        if refused:
+            console.print(f"[yellow]replacing, not comparing: {'; '.join(refused)}[/yellow]", soft_wrap=True)
         if not refused:
             cells = check.compare(old, current, tolerances)
             notices = current.notices + check.context_notices(old, current) + detect.notices(current.frame)
