@@ -14,6 +14,7 @@ from svbench.metrics.base import BaseMetric, MetricUndefined
 WORLD_DEFAULTS = {"f0_method": "dio", "frame_period_ms": 5.0, "f0_floor": 71.0, "f0_ceil": 800.0,
                   "analysis_sr": 16000}
 AP_FLOOR_DB = -60.0  # D4C's own lower limit (aperiodicity 0.001)
+GPE_THRESHOLD = 0.2  # gross pitch error: F0 off by more than 20% (Chu and Alwan, ICASSP 2009; the usual definition)
 
 
 def _pair_f0(metric: BaseMetric, ref: np.ndarray, deg: np.ndarray, sr: int):
@@ -27,8 +28,9 @@ def _pair_f0(metric: BaseMetric, ref: np.ndarray, deg: np.ndarray, sr: int):
 
 
 class F0RMSE(BaseMetric):
-    """RMSE (Hz) between reference and decoded F0 over frames voiced in both, and the voicing decision
-    error: the fraction of all frames whose voiced/unvoiced decisions differ. Frames are paired by
+    """RMSE (Hz) between reference and decoded F0 over frames voiced in both, the voicing decision
+    error: the fraction of all frames whose voiced/unvoiced decisions differ, and the gross pitch error:
+    the fraction of frames voiced in both whose decoded F0 is off by more than 20% (octave errors). Frames are paired by
     time (the engine has removed the codec delay); the longer signal's extra frames are dropped."""
 
     requires = ("pyworld",)
@@ -51,7 +53,9 @@ class F0RMSE(BaseMetric):
             raise MetricUndefined(f"F0RMSE: no frame is voiced in both (reference {int(v_ref.sum())}, decoded "
                                   f"{int(v_deg.sum())} voiced of {len(f0_ref)}; voicing decision error {vde:.3f})")
         rmse = float(np.sqrt(np.mean((f0_ref[both] - f0_deg[both]) ** 2)))
-        return {f"{self.key_prefix}_hz": rmse, f"{self.key_prefix}_vde": float(np.mean(v_ref != v_deg))}
+        gross = np.abs(f0_deg[both] - f0_ref[both]) > GPE_THRESHOLD * f0_ref[both]
+        return {f"{self.key_prefix}_hz": rmse, f"{self.key_prefix}_vde": float(np.mean(v_ref != v_deg)),
+                f"{self.key_prefix}_gpe": float(np.mean(gross))}
 
 
 class SaRMSE(BaseMetric):
