@@ -237,9 +237,10 @@ def test_list_metrics_shows_the_models_provenance():
     assert "model" not in load_metric("pesq").describe()  # metrics without a model keep their run identity
 
 
-def test_svbench_run_stores_wer_from_the_manifest_text(tmp_path, clips):
+def test_svbench_run_stores_wer_from_the_manifest_text_and_the_table3_variant_shows_it(tmp_path, clips):
     utt, _ = sorted(clips, key=lambda c: len(c[1]))[0]
     pd.DataFrame([{"id": utt.id, "path": str(utt.path), "text": utt.text}]).to_csv(tmp_path / "m.csv", index=False)
+    from svbench.cli import main
     from svbench.executor import SerialExecutor
 
     spec = engine.RunSpec(dataset=str(tmp_path / "m.csv"), codecs=("opus",), bitrates=("16k",), metrics=("wer",),
@@ -254,6 +255,10 @@ def test_svbench_run_stores_wer_from_the_manifest_text(tmp_path, clips):
         store.close()
     assert set(scores.key) == {"wer_from8k", "wer_ref_from8k", "wer_delta_from8k"}
     assert scores.value.notna().all()
+    assert main(["report", "table3-asr", "--workspace", str(tmp_path / "work"), "-o", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "table3-asr.csv")
+    [delta] = scores.value[scores.key == "wer_delta_from8k"]
+    assert table.wer_delta_mean.tolist() == [pytest.approx(delta)] and table.wer_delta_n.tolist() == [1]
 
 
 def test_paper_plus_asr_is_an_opt_in_named_set():
