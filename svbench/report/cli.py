@@ -57,13 +57,18 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     overlay = Overlay(args.overlay) if args.overlay else None
     info = tidy.runs(store, args.run or list(spec.runs) or None)
     frame = tidy.load(store, info.run_id.tolist())
-    out = args.output or Path(args.workspace) / "reports"
+    out = args.output or Path(args.workspace) / "reports" / ("html" if spec.kind == "html" else "")
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for one in specs:
         written += render(one, frame, info, out, formats, args.common, overlay, store)
+    sounds = [p for p in written if p.suffix == ".wav"]
     for path in written:
-        console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+        if path.suffix != ".wav":
+            console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    if sounds:
+        console.print(f"wrote {len(sounds)} audio files under {sounds[0].parent.parent}", markup=False,
+                      highlight=False, soft_wrap=True)
     return 0
 
 
