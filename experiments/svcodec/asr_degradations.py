@@ -1,13 +1,13 @@
 """What PocketSphinx needs to hear: its word error rate on the 10 SVCODEC demo references after controlled
 degradations of the 8 kHz original (no codec), against what it hears in the undegraded original.
 
-    python benchmarks/svcodec_asr_degradations.py [-o results.json]
+    python -m experiments.svcodec.asr_degradations [-o results.json]
 
 Each degradation works on an STFT of the original (256-point Hann, hop 64) and leaves the rest alone: a
 high band 6 dB down, phases randomised above 1 kHz or everywhere, magnitudes averaged over 64 or 128 ms,
 and the spectral envelope alone (magnitudes averaged over ~150 Hz, phases random: no harmonics). It tells
 which of a codec's faults can explain a high word error rate (docs/svcodec.md, Results). Evaluation-only
-clips, as in svcodec_asr.py.
+clips, as in asr.py.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import numpy as np
 from pocketsphinx import Decoder
 from scipy.ndimage import uniform_filter1d
 from scipy.signal import istft, stft
-from svcodec_asr import transcribe  # beside this file
-from svcodec_vs_paper import demo_folder
 
+from experiments.svcodec.asr import transcribe
+from experiments.svcodec.common import demo_folder
 from svbench import audio
 
 N, HOP = 256, 64

@@ -2,7 +2,7 @@
 training data with a time-domain L1 loss, next to a linear frame transform (one strided conv over two
 frames, one overlapping transposed conv), and reports the held-out SNR after N steps.
 
-    python benchmarks/svcodec_probe.py [--steps 300] [--codec svcodec]
+    python -m experiments.svcodec.probe [--steps 300] [--codec svcodec]
 
 This is the diagnosis behind the `shortcut` model option (docs/svcodec.md). Seen on a 2-core CPU: the deep
 causal conv stack alone stays near 0 dB (its output is a few % of the input's RMS) where the linear

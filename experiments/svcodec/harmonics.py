@@ -1,6 +1,6 @@
 """Harmonics above 700 Hz, and which path of the neural decoders makes the sound.
 
-    python benchmarks/svcodec_harmonics.py [--clips 20] [-o results.json]
+    python -m experiments.svcodec.harmonics [--clips 20] [-o results.json]
 
 A listener hears `tiny` as hoarse because its voiced spectrum above ~700 Hz is noise between the
 harmonics (docs/svcodec.md). This puts a number on it: the **harmonic peak-to-valley ratio**, the mean
@@ -10,7 +10,7 @@ over voiced 64 ms frames (f0 by pyworld Harvest on the original) and over harmon
 For each neural codec at 2 and 4 kbps it scores the network's output, the output after the card's
 decoder-side postfilter (what `svbench run` gives), and, for models with the linear path
 (`shortcut = true`), each path of the decoder alone: its energy relative to the input and its PESQ-NB.
-Codec 2 and Opus are the reference points. Held-out clips: the ones `svcodec_quality.py` scores
+Codec 2 and Opus are the reference points. Held-out clips: `common.held_out`
 (LibriSpeech test-other, never trained on; not the svcodec-demo clips).
 """
 
@@ -26,8 +26,8 @@ import pandas as pd
 import pyworld
 import torch
 from pesq import pesq
-from svcodec_quality import held_out  # beside this file
 
+from experiments.svcodec.common import held_out
 from svbench import audio
 from svbench.adapters.svcodec import NeuralCodecAdapter
 from svbench.bitrate import Bitrate

@@ -1,7 +1,7 @@
 """Intelligibility to a speech recognizer: word error rate of PocketSphinx on decoded 8 kHz speech.
 
     # pocketsphinx (its US-English model ships in the wheel) and jiwer are svbench dependencies
-    python benchmarks/svcodec_asr.py [--codecs svcodec,codec2,opus] [-o results.json]
+    python -m experiments.svcodec.asr [--codecs svcodec,codec2,opus] [-o results.json]
 
 PESQ and STOI said little about what one hears from a small neural codec (a whispery voice with no
 harmonics above ~700 Hz scored STOI 0.82); a recognizer is an independent check. The clips are the 10
@@ -33,8 +33,8 @@ import librosa
 import numpy as np
 import soxr
 from pocketsphinx import Decoder
-from svcodec_vs_paper import demo_folder  # beside this file
 
+from experiments.svcodec.common import demo_folder
 from svbench import align, audio
 from svbench.bitrate import Bitrate
 from svbench.cards import get_card
