@@ -4,7 +4,10 @@ frame, the aggregation and the renderers, each checked against the store's own p
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -316,3 +319,43 @@ def test_overlay_adds_published_and_ours_minus_theirs_to_tables(result, tmp_path
     assert table.loc[("opus", "6k"), "pesq_diff"] == pytest.approx(table.loc[("opus", "6k"), "pesq_mean"] - 2.5)
     assert table.loc[("codec2", "1.2k"), "stoi_published"] == 0.7
     assert np.isnan(table.loc[("opus", "12k"), "pesq_published"])
+
+
+# ---------------------------------------------------------------- every spec, dataset rows, the runs listing
+
+
+def test_report_all_renders_every_shipped_table_and_figure(store, tmp_path, capsys):
+    out = tmp_path / "all"
+    assert main(["report", "all", "--workspace", str(store.parent), "-o", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    for spec in ("table1", "table2", "table3", "table5"):
+        assert {f"{spec}.csv", f"{spec}.md", f"{spec}.tex"} <= names
+    assert {"fig-bitrate.png", "fig-bitrate.pdf"} <= names
+    assert "no rows: none of the runs has codecs svcodec-v1, svcodec-v2, svcodec" in (out / "table1.md").read_text()
+    table2 = pd.read_csv(out / "table2.csv").set_index(["codec", "bitrate"])
+    gpe = _stored(store, "codec2", "1.2k", "f0rmse_gpe")
+    assert table2.loc[("codec2", "1.2k"), "f0rmse_gpe_mean"] == pytest.approx(gpe.mean())
+    assert table2.loc[("codec2", "1.2k"), "f0rmse_hz_median"] == pytest.approx(
+        np.median(_stored(store, "codec2", "1.2k", "f0rmse_hz")))
+
+
+def test_rows_by_dataset_and_bitrate(store, tmp_path):
+    spec = _spec(tmp_path, 'rows = ["dataset", "bitrate"]\ncodecs = ["opus"]\n[[columns]]\nmetric = "pesq"\n')
+    res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+    assert res.rows[["dataset", "bitrate"]].values.tolist() == [["librispeech", "6k"], ["librispeech", "8k"],
+                                                                ["librispeech", "12k"]]
+    assert res.columns[0].key == "pesq_nb"  # the default key pattern: the metric's own prefix
+
+
+def test_runs_listing_fits_80_columns(store):
+    done = subprocess.run([sys.executable, "-m", "svbench", "runs", "--workspace", str(store.parent)],
+                          capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for run_id, in _sql(store, "SELECT run_id FROM runs"):
+        assert run_id in done.stdout  # ids whole, never cut
+    assert "8 / 2" in done.stdout and "3 / 1" in done.stdout  # units ok / failed of the runs
+    missing = subprocess.run([sys.executable, "-m", "svbench", "runs", "--workspace", str(store.parent / "nope")],
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "no run store" in missing.stderr

@@ -62,6 +62,8 @@ def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool 
     for key in row_keys[: len(row_keys) - len(spec.rows)]:
         notes.append(f"rows also split by {key}: the runs hold several")
     columns = _resolve(frame, info, spec.columns)
+    if frame.empty:
+        return _empty(spec, row_keys, columns, notes)
     row_of = _row_codes(frame, row_keys)
     units = _unit_starts(frame)
     rows = _rows(frame[units], row_of[units], row_keys, spec)
@@ -77,6 +79,21 @@ def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool 
         notes.append(f"{len(partial)} cell(s) over fewer utterances than others of their dataset (marked *: failed "
                      "units or undefined values); --common restricts every cell to the same utterances")
     return Result(spec, row_keys, rows, cells, columns, notes, frame)
+
+
+def _empty(spec: Spec, row_keys: list[str], columns: list[Resolved], notes: list[str]) -> Result:
+    wanted = [f"{name} {', '.join(values)}" for name, values in (("codecs", spec.codecs), ("datasets", spec.datasets),
+                                                                  ("bitrates", spec.bitrates)) if values]
+    notes.append("no rows: none of the runs has " + ("; ".join(wanted) if wanted else "any unit"))
+    rows = pd.DataFrame({**{k: pd.Series(dtype=str) for k in row_keys}, "bps": pd.Series(dtype="int64"),
+                         "kbps": pd.Series(dtype=float), "units_ok": pd.Series(dtype="int64"),
+                         "units_failed": pd.Series(dtype="int64")})
+    cells = pd.DataFrame({"_row": pd.Series(dtype="int64"), "column": pd.Series(dtype=str),
+                          **{k: pd.Series(dtype=str) for k in row_keys},
+                          **{c: pd.Series(dtype=float) for c in ("mean", "ci_lo", "ci_hi", "median")},
+                          "n": pd.Series(dtype="int64"), "undefined": pd.Series(dtype="int64"),
+                          "reason": pd.Series(dtype=object), "partial": pd.Series(dtype=bool)})
+    return Result(spec, row_keys, rows, cells, columns, notes, None)
 
 
 def _select(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, notes: list[str]) -> pd.DataFrame:

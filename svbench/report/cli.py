@@ -122,7 +122,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     table.add_column("dataset", overflow="fold")
     table.add_column("codec: bitrates", overflow="fold")
     table.add_column("metrics", overflow="fold")
-    table.add_column("units ok / failed", justify="right")
+    table.add_column("units ok / failed", justify="right", min_width=9)
     for r in info.itertuples():
         mine = sorted((u for u in units if u[0] == r.run_id), key=lambda u: (u[1], u[3] or 0))
         grid: dict[str, list[str]] = {}

@@ -41,10 +41,16 @@ def write_csv(result: Result, path: Path, overlay: Overlay | None = None) -> Pat
     return path
 
 
+def empty_column(cells: pd.DataFrame) -> str | None:
+    """The one reason when no cell of a column has a value (said once under the table, not in each cell)."""
+    reasons = set(cells.reason.dropna())
+    return reasons.pop() if len(cells) and (cells.n == 0).all() and len(reasons) == 1 else None
+
+
 def _value(cells: pd.DataFrame, i: int, col: Resolved, tex: bool = False) -> str:
     c = cells.iloc[i]
     if c.n == 0:
-        return "--" if tex else f"– ({c.reason})" if c.reason else "–"
+        return "--" if tex else "–" if not c.reason or empty_column(cells) else f"– ({c.reason})"
     d = col.decimals
     if col.aggregate == "median":
         text = f"{c['median']:.{d}f}"
@@ -82,6 +88,10 @@ def footer(result: Result) -> list[str]:
     medians = [c.name for c in result.columns if c.aggregate == "median"]
     if medians:
         lines.append(f"Median over utterances (no interval): {', '.join(medians)}.")
+    for col in result.columns:
+        why = empty_column(result.cell(col.id))
+        if why:
+            lines.append(f"{col.name}: no values ({why}).")
     return lines + result.notes
 
 
