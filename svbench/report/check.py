@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from svbench.cards import get_card
 from svbench.report import tidy
@@ -205,6 +204,8 @@ def refusals(baseline: Baseline, current: Current) -> list[str]:
 
 
 def compare(baseline: Baseline, current: Current, tolerances: dict[str, float] | None = None) -> list[Cell]:
+    from scipy import stats  # imported here: a second of start-up that only a check needs
+
     tolerances = tolerances or {}
     now, present = _cells(current.frame, baseline.utterances)
     bps = {**baseline.bps, **_bps(current.frame)}
