@@ -199,6 +199,18 @@ def test_an_utterance_that_lost_its_value_regresses(real, tmp_path, capsys):
         capsys.readouterr().err
 
 
+def test_an_utterance_left_out_of_the_run_is_said_not_failed(real, tmp_path, capsys):
+    base = make_baseline(real, tmp_path / "b.jsonl")
+    ws = tmp_path / "c"
+    shutil.copytree(real, ws, ignore=shutil.ignore_patterns("cache"))
+    with sqlite3.connect(ws / "svbench.sqlite") as db:  # as a run on a manifest without that utterance
+        for table in ("scores", "units"):
+            db.execute(f"DELETE FROM {table} WHERE utt_id = (SELECT MIN(utt_id) FROM units)")
+    capsys.readouterr()
+    assert run_check(ws, base) == 0
+    assert "unchanged opus@3.2k pesq_nb: 1 baseline utterance(s) not in this run" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------- the baseline file
 
 

@@ -129,7 +129,7 @@ def report(console: Console, cells: list[check.Cell], notices: list[tuple[str, s
                       _num(c.now_mean), change, tol, str(c.n), _p(c.p_holm))
     console.print(table)
     for c in cells:
-        if c.reason and c.status in ("regressed", "missing", "improved"):
+        if c.reason and c.status != "new":  # unchanged cells too: utterances left out of the pairing
             console.print(f"[{COLOUR[c.status]}]{c.status} {c.name}: {c.reason}[/]", soft_wrap=True)
     for scope, reason in notices:
         console.print(f"[yellow]notice {scope}: {reason}[/yellow]", soft_wrap=True)
