@@ -2,7 +2,8 @@
 confidence interval, n, the median, the undefined count, and the row's units ok and failed.
 
 The confidence interval is Student's t over utterances: mean +- t(0.975, n-1) * s / sqrt(n), with s the
-sample standard deviation (ddof 1) and the quantile from ``scipy.stats.t``; n = 1 has no interval.
+sample standard deviation (ddof 1) and the quantile from SciPy (``scipy.special.stdtrit``, which
+``scipy.stats.t.ppf`` calls); n = 1 has no interval.
 Nothing is averaged silently: a unit that failed counts in ``units_failed``, an ok unit with no value
 for a key counts in that cell's ``undefined`` (with the most common reason), and when the cells of one
 dataset are over different utterance sets the result says so (``partial`` cells, a note); ``common``
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy.special import stdtrit
 
 from svbench.bitrate import Bitrate
 from svbench.report.spec import ROW_KEYS, Column, Spec
 
-CI_METHOD = "95% CI over utterances: Student t, mean ± t(0.975, n-1)·s/√n (scipy.stats.t)"
+CI_METHOD = "95% CI over utterances: Student t, mean ± t(0.975, n-1)·s/√n (scipy)"
 UNIT_KEYS = ["run_id", "codec", "bitrate", "utt_id"]
 
 
@@ -51,7 +52,8 @@ class Result:
 
     def cell(self, column: str) -> pd.DataFrame:
         """The cells of one column, in row order, aligned with ``rows``."""
-        return self.rows[self.row_keys].merge(self.cells[self.cells.column == column], on=self.row_keys, how="left")
+        part = self.cells[self.cells.column == column]  # one cell per row, in row order (``_row``)
+        return part.sort_values("_row").reset_index(drop=True)
 
 
 def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool = False) -> Result:
@@ -104,17 +106,24 @@ def _select(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, notes: list[str
                 wanted = tuple(Bitrate.parse(b).label for b in wanted)
             keep &= frame[col].isin(wanted).to_numpy()
     frame = frame[keep] if not keep.all() else frame
+    if frame.run_id.nunique() < 2:
+        return frame
     # a (dataset, codec, bitrate) stored by several runs: the latest run's units only
     order = {r: i for i, r in enumerate(info.sort_values(["updated", "created"]).run_id)}
-    cells = frame[["dataset", "codec", "bitrate", "run_id"]].drop_duplicates().astype(str)
+    firsts = frame[_unit_starts(frame)]
+    cells = firsts[["dataset", "codec", "bitrate", "run_id"]].drop_duplicates().astype(str)
     cells = cells.assign(rank=cells.run_id.map(order)).sort_values("rank")
     dup = cells.duplicated(["dataset", "codec", "bitrate"], keep="last")
     if dup.any():
         dropped = cells[dup]
         notes.append("stored by several runs, the latest used: " + ", ".join(
             sorted({f"{d}/{c}@{b}" for d, c, b in dropped[["dataset", "codec", "bitrate"]].itertuples(index=False)})))
-        drop = pd.MultiIndex.from_frame(dropped[["codec", "bitrate", "run_id"]])
-        frame = frame[~pd.MultiIndex.from_frame(frame[["codec", "bitrate", "run_id"]].astype(str)).isin(drop)]
+        drop = set(dropped[["codec", "bitrate", "run_id"]].itertuples(index=False, name=None))
+        triples = frame[["codec", "bitrate", "run_id"]]
+        code = _row_codes(triples, ["codec", "bitrate", "run_id"])
+        labels = triples[~pd.Series(code).duplicated().to_numpy()].astype(str)
+        bad = {c for c, t in zip(pd.unique(code), labels.itertuples(index=False, name=None), strict=True) if t in drop}
+        frame = frame[~np.isin(code, list(bad))]
     return frame
 
 
@@ -253,31 +262,40 @@ def _cells(values: pd.DataFrame, frame: pd.DataFrame, row_index: np.ndarray, row
 
 
 def _half_width(std: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """t(0.975, n-1)·s/√n; ``stdtrit`` is the Student t quantile function behind ``scipy.stats.t.ppf``
+    (the same numbers; imported alone, without the seconds scipy.stats takes to import)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = stats.t.ppf(0.975, np.where(n > 1, n - 1, np.nan))
+        t = stdtrit(np.where(n > 1, n - 1, np.nan), 0.975)
         return t * std / np.sqrt(n)
 
 
 def _reasons(frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame, cells: pd.DataFrame,
              columns: list[Resolved]) -> list[str | None]:
     """Why a cell lacks values: the most common stored reason of its metric in that row, or what is missing."""
-    metric = frame.metric.to_numpy(dtype=object) if len(frame) else np.array([], dtype=object)
-    has_reason = frame.reason.notna().to_numpy()
-    why = pd.DataFrame({"_row": row_index[has_reason], "metric": metric[has_reason],
-                        "reason": frame.reason.to_numpy(dtype=object)[has_reason]})
-    common = {k: r.value_counts().index[0] for k, r in why.groupby(["_row", "metric"]).reason} if len(why) else {}
-    scored_rows = pd.DataFrame({"_row": row_index, "metric": metric}).dropna().drop_duplicates()
-    scored = set(scored_rows.itertuples(index=False, name=None))
+    metric_cats = list(frame.metric.cat.categories)
+    reason_cats = list(frame.reason.cat.categories)
+    metric, reason = _codes(frame.metric).astype(np.int64), _codes(frame.reason).astype(np.int64)
+    width = len(metric_cats) + 1
+    row_metric = row_index.astype(np.int64) * width + metric  # one code per (table row, metric)
+    scored = set(np.unique(row_metric[metric >= 0]).tolist())
+    has = reason >= 0
+    common: dict[int, str] = {}
+    if has.any():
+        counts = pd.DataFrame({"rm": row_metric[has], "reason": reason[has]}).value_counts()
+        top = counts.reset_index().drop_duplicates("rm")  # value_counts sorts by count, largest first
+        common = {int(rm): reason_cats[r] for rm, r in zip(top.rm, top.reason, strict=True)}
     out: list[str | None] = []
-    for r, c, undefined in zip(cells._row, cells._col, cells.undefined, strict=True):
+    units_ok = rows.units_ok.to_numpy()
+    for r, c, undefined in zip(cells._row.to_numpy(), cells._col.to_numpy(), cells.undefined.to_numpy(), strict=True):
         m = columns[c].metric
+        code = int(r) * width + (metric_cats.index(m) if m in metric_cats else width - 1)
         if undefined <= 0:
             out.append(None)
-        elif (r, m) in common:
-            out.append(common[(r, m)])
-        elif rows.units_ok.iloc[r] == 0:
+        elif code in common:
+            out.append(common[code])
+        elif units_ok[r] == 0:
             out.append("no unit ok (all failed)")
-        elif (r, m) not in scored:
+        elif m not in metric_cats or code not in scored:
             out.append(f"{m} not computed in these runs")
         else:
             out.append(f"no value {columns[c].key} stored")

@@ -55,10 +55,8 @@ def write(spec: spec_mod.Spec, frame: pd.DataFrame, info: pd.DataFrame, out: Pat
 def _table(result: aggregate.Result, spec: spec_mod.Spec) -> dict[str, Any]:
     labels = render._row_labels(result)
     header = list(labels.columns) + [render._header(c) for c in result.columns]
-    cells = [result.cell(c.id) for c in result.columns]
-    rows = []
-    for i in range(len(result.rows)):
-        rows.append(list(labels.iloc[i]) + [render._value(cells[j], i, c) for j, c in enumerate(result.columns)])
+    columns = [render.texts(result, c) for c in result.columns]
+    rows = [list(labels.iloc[i]) + [col[i] for col in columns] for i in range(len(result.rows))]
     return {"title": spec.title, "header": header, "rows": rows, "notes": render.footer(result)[1:],
             "csv": f"{spec.name}.csv"}
 

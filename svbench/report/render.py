@@ -47,19 +47,26 @@ def empty_column(cells: pd.DataFrame) -> str | None:
     return reasons.pop() if len(cells) and (cells.n == 0).all() and len(reasons) == 1 else None
 
 
-def _value(cells: pd.DataFrame, i: int, col: Resolved, tex: bool = False) -> str:
-    c = cells.iloc[i]
-    if c.n == 0:
-        return "--" if tex else "–" if not c.reason or empty_column(cells) else f"– ({c.reason})"
+def _value(c: dict, col: Resolved, tex: bool = False, quiet: bool = False) -> str:
+    """One cell's text: mean ± half-width (or the median), * when partial; an empty cell's reason unless
+    ``quiet`` (the column's one reason is said under the table)."""
+    if c["n"] == 0:
+        return "--" if tex else "–" if not c["reason"] or quiet else f"– ({c['reason']})"
     d = col.decimals
     if col.aggregate == "median":
         text = f"{c['median']:.{d}f}"
     else:
-        half = (c.ci_hi - c.ci_lo) / 2
+        half = (c["ci_hi"] - c["ci_lo"]) / 2
         pm = r" $\pm$ " if tex else " ± "
         text = f"{c['mean']:.{d}f}" + (f"{pm}{half:.{d}f}" if math.isfinite(half) else "")
-    mark = "*" if c.partial else ""
-    return text + mark + (f" (n={c.n})" if c.undefined and not tex else "")
+    mark = "*" if c["partial"] else ""
+    return text + mark + (f" (n={c['n']})" if c["undefined"] and not tex else "")
+
+
+def texts(result: Result, col: Resolved, tex: bool = False) -> list[str]:
+    cells = result.cell(col.id)
+    quiet = empty_column(cells) is not None
+    return [_value(c, col, tex, quiet) for c in cells.to_dict("records")]
 
 
 def _arrow(col: Resolved, tex: bool) -> str:
@@ -99,7 +106,7 @@ def markdown(result: Result, overlay: Overlay | None = None) -> str:
     table = _row_labels(result)
     for col in result.columns:
         cells = result.cell(col.id)
-        table[_header(col)] = [_value(cells, i, col) for i in range(len(cells))]
+        table[_header(col)] = texts(result, col)
         if overlay is not None:
             theirs = overlay.lookup(result, col)
             ours = cells["median" if col.aggregate == "median" else "mean"].to_numpy()
@@ -125,7 +132,7 @@ def latex(result: Result, overlay: Overlay | None = None) -> str:
     for col in result.columns:
         cells = result.cell(col.id)
         head = _header(col, tex=True)
-        table[head] = [_value(cells, i, col, tex=True) for i in range(len(cells))]
+        table[head] = texts(result, col, tex=True)
         stat = cells["median" if col.aggregate == "median" else "mean"].to_numpy(dtype=float)
         finite = np.isfinite(stat)
         best = (stat[finite].max() if col.higher_is_better else stat[finite].min()) if finite.any() else np.nan

@@ -182,9 +182,12 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]
     rid = np.fromstring(rowids, dtype=np.int64, sep=" ")
     if len(rid) != n:
         raise ReportError("the store changed while it was read; try again")
-    by_rowid = np.sort(rid)
-    rank = np.searchsorted(by_rowid, rid)  # key-order row -> its place in table order
-    values = np.array(db.execute("SELECT value FROM scores ORDER BY rowid").fetchall(), dtype="float64").reshape(-1)
+    order = np.argsort(rid, kind="stable")
+    by_rowid = rid[order]
+    rank = np.empty(n, dtype=np.intp)
+    rank[order] = np.arange(n)  # key-order row -> its place in table order
+    rows = db.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
+    values = np.array([v for (v,) in rows], dtype="float64")  # None -> NaN
     out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": values[rank]}
     mk_codes, mk = _codes(mks.split(_ROW))
     pairs = [m.split(_SEP, 1) for m in mk]
