@@ -23,7 +23,7 @@ from svbench.bitrate import Bitrate  # noqa: E402
 from svbench.cards import Card  # noqa: E402
 from svbench.neural import bitstream, checkpoint  # noqa: E402
 from svbench.neural.model import NeuralCodec, StreamingDecoder, StreamingEncoder, recipe_config  # noqa: E402
-from svbench.neural.postfilter import make_postfilter  # noqa: E402
+from svbench.dsp.postfilter import make_postfilter  # noqa: E402
 from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

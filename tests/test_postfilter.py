@@ -1,4 +1,4 @@
-"""The decoder-side postfilters (svbench/neural/postfilter.py): streaming = offline, causal, and the
+"""The decoder-side postfilters (svbench/dsp/postfilter.py): streaming = offline, causal, and the
 properties of G.729's long-term (section 4.2.1) and short-term (4.2.2-4.2.4) postfilters that follow from
 their definitions."""
 
@@ -9,7 +9,7 @@ import pytest
 from scipy.linalg import solve_toeplitz
 from scipy.signal import freqz, lfilter, lfiltic, welch
 
-from svbench.neural.postfilter import (
+from svbench.dsp.postfilter import (
     FormantPostfilter,
     PitchPostfilter,
     all_pole,

@@ -19,7 +19,7 @@ import numpy as np
 
 from svbench.adapters.base import CardCodec, CodecError
 from svbench.bitrate import Bitrate
-from svbench.neural.postfilter import POSTFILTERS, make_postfilter
+from svbench.dsp.postfilter import POSTFILTERS, make_postfilter
 
 
 class NeuralCodecAdapter(CardCodec):

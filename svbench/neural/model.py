@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
-from svbench.neural.pitch import PitchCoder
+from svbench.dsp.pitch import PitchCoder
 from svbench.neural.quantizer import RVQ
 
 MODEL_DEFAULTS: dict[str, Any] = {

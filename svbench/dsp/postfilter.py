@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from svbench.neural.pitch import lagged_products
+from svbench.dsp.pitch import lagged_products
 
 
 class SubframeFilter:
