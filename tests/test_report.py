@@ -359,3 +359,13 @@ def test_runs_listing_fits_80_columns(store):
     missing = subprocess.run([sys.executable, "-m", "svbench", "runs", "--workspace", str(store.parent / "nope")],
                              capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "no run store" in missing.stderr
+
+
+def test_rows_the_spec_names_but_no_run_has_are_explicit_empty_rows(store, tmp_path):
+    spec = _spec(tmp_path, 'codecs = ["opus", "speex"]\nbitrates = ["6k", "12k"]\n[[columns]]\nmetric = "pesq"\n')
+    res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+    assert res.rows[["codec", "bitrate"]].values.tolist() == [["opus", "6k"], ["opus", "12k"], ["speex", "6k"],
+                                                              ["speex", "12k"]]
+    speex = res.cells[res.cells.codec == "speex"]
+    assert (speex.n == 0).all() and (speex.reason == "not in these runs").all()
+    assert "speex | 6k | – | 0/0 | – (not in these runs)" in render.markdown(res)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
+from itertools import product
 
 import numpy as np
 import pandas as pd
@@ -161,6 +162,7 @@ def _rows(units: pd.DataFrame, codes: np.ndarray, row_keys: list[str], spec: Spe
     rows = parts.groupby("_code", sort=False).agg(
         **{c: (c, "first") for c in row_keys}, bps=("bps", "max"), kbps=("kbps", "mean"),
         units_ok=("units_ok", "sum"), units_failed=("units_failed", "sum")).reset_index()
+    rows = pd.concat([rows, _absent(rows, row_keys, spec)], ignore_index=True)
     sort = []
     for col in row_keys:
         if col == "bitrate":
@@ -171,6 +173,29 @@ def _rows(units: pd.DataFrame, codes: np.ndarray, row_keys: list[str], spec: Spe
         sort.append(rows[col].map({v: i for i, v in enumerate(known)}).to_numpy())
     rows = rows.iloc[np.lexsort(sort[::-1])] if len(rows) else rows
     return rows[[*row_keys, "bps", "kbps", "units_ok", "units_failed", "_code"]].reset_index(drop=True)
+
+
+def _absent(rows: pd.DataFrame, row_keys: list[str], spec: Spec) -> pd.DataFrame:
+    """Rows the spec asks for by name (its codecs, datasets, bitrates lists) that no run has: shown empty."""
+    listed = {"codec": list(spec.codecs), "dataset": list(spec.datasets),
+              "bitrate": [Bitrate.parse(b).label for b in spec.bitrates]}
+    if not any(listed[k] for k in row_keys):
+        return rows.iloc[:0]
+    axes = [listed[k] or sorted(set(rows[k])) for k in row_keys]
+    have = set(rows[row_keys].itertuples(index=False, name=None))
+    missing = [combo for combo in product(*axes) if combo not in have]
+    return pd.DataFrame({**{k: [m[i] for m in missing] for i, k in enumerate(row_keys)},
+                         "bps": [_bps(m, row_keys) for m in missing],
+                         "kbps": np.nan, "units_ok": 0, "units_failed": 0,
+                         "_code": -1 - np.arange(len(missing), dtype=np.int64)})
+
+
+def _bps(combo: tuple[str, ...], row_keys: list[str]) -> int:
+    label = dict(zip(row_keys, combo, strict=True)).get("bitrate")
+    try:
+        return Bitrate.parse(label).bps if label else 0
+    except ValueError:
+        return 0
 
 
 def _resolve(frame: pd.DataFrame, info: pd.DataFrame, columns: tuple[Column, ...]) -> list[Resolved]:
@@ -285,11 +310,13 @@ def _reasons(frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame, cel
         top = counts.reset_index().drop_duplicates("rm")  # value_counts sorts by count, largest first
         common = {int(rm): reason_cats[r] for rm, r in zip(top.rm, top.reason, strict=True)}
     out: list[str | None] = []
-    units_ok = rows.units_ok.to_numpy()
+    units_ok, units_failed = rows.units_ok.to_numpy(), rows.units_failed.to_numpy()
     for r, c, undefined in zip(cells._row.to_numpy(), cells._col.to_numpy(), cells.undefined.to_numpy(), strict=True):
         m = columns[c].metric
         code = int(r) * width + (metric_cats.index(m) if m in metric_cats else width - 1)
-        if undefined <= 0:
+        if units_ok[r] == 0 and units_failed[r] == 0:
+            out.append("not in these runs")
+        elif undefined <= 0:
             out.append(None)
         elif code in common:
             out.append(common[code])
