@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from itertools import product
 
 import numpy as np
 import pandas as pd
 from scipy.special import stdtrit
 
-from svbench.bitrate import Bitrate
+from svbench.report import rows as rows_mod
 from svbench.report.spec import ROW_KEYS, Column, Spec
 
 CI_METHOD = "95% CI over utterances: Student t, mean ± t(0.975, n-1)·s/√n (scipy)"
-UNIT_KEYS = ["run_id", "codec", "bitrate", "utt_id"]
 
 
 @dataclass
@@ -60,16 +58,16 @@ class Result:
 def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool = False) -> Result:
     """``frame``: :func:`svbench.report.tidy.load`; ``info``: :func:`svbench.report.tidy.runs` of the same runs."""
     notes: list[str] = []
-    frame = _select(frame, info, spec, notes)
+    frame = rows_mod.select(frame, info, spec, notes)
     row_keys = [k for k in ROW_KEYS if k not in spec.rows and frame[k].nunique() > 1] + list(spec.rows)
     for key in row_keys[: len(row_keys) - len(spec.rows)]:
         notes.append(f"rows also split by {key}: the runs hold several")
     columns = _resolve(frame, info, spec.columns)
     if frame.empty:
         return _empty(spec, row_keys, columns, notes)
-    row_of = _row_codes(frame, row_keys)
-    units = _unit_starts(frame)
-    rows = _rows(frame[units], row_of[units], row_keys, spec)
+    row_of = rows_mod.row_codes(frame, row_keys)
+    units = rows_mod.unit_starts(frame)
+    rows = rows_mod.rows(frame[units], row_of[units], row_keys, spec)
     row_index = pd.Index(rows.pop("_code")).get_indexer(row_of)
     values = _values(frame, row_index, columns)
     if common:
@@ -97,105 +95,6 @@ def _empty(spec: Spec, row_keys: list[str], columns: list[Resolved], notes: list
                           "n": pd.Series(dtype="int64"), "undefined": pd.Series(dtype="int64"),
                           "reason": pd.Series(dtype=object), "partial": pd.Series(dtype=bool)})
     return Result(spec, row_keys, rows, cells, columns, notes, None)
-
-
-def _select(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, notes: list[str]) -> pd.DataFrame:
-    keep = np.ones(len(frame), dtype=bool)
-    for col, wanted in (("codec", spec.codecs), ("dataset", spec.datasets), ("bitrate", spec.bitrates)):
-        if wanted:
-            if col == "bitrate":
-                wanted = tuple(Bitrate.parse(b).label for b in wanted)
-            keep &= frame[col].isin(wanted).to_numpy()
-    frame = frame[keep] if not keep.all() else frame
-    if frame.run_id.nunique() < 2:
-        return frame
-    # a (dataset, codec, bitrate) stored by several runs: the latest run's units only
-    order = {r: i for i, r in enumerate(info.sort_values(["updated", "created"]).run_id)}
-    firsts = frame[_unit_starts(frame)]
-    cells = firsts[["dataset", "codec", "bitrate", "run_id"]].drop_duplicates().astype(str)
-    cells = cells.assign(rank=cells.run_id.map(order)).sort_values("rank")
-    dup = cells.duplicated(["dataset", "codec", "bitrate"], keep="last")
-    if dup.any():
-        dropped = cells[dup]
-        notes.append("stored by several runs, the latest used: " + ", ".join(
-            sorted({f"{d}/{c}@{b}" for d, c, b in dropped[["dataset", "codec", "bitrate"]].itertuples(index=False)})))
-        drop = set(dropped[["codec", "bitrate", "run_id"]].itertuples(index=False, name=None))
-        triples = frame[["codec", "bitrate", "run_id"]]
-        code = _row_codes(triples, ["codec", "bitrate", "run_id"])
-        labels = triples[~pd.Series(code).duplicated().to_numpy()].astype(str)
-        bad = {c for c, t in zip(pd.unique(code), labels.itertuples(index=False, name=None), strict=True) if t in drop}
-        frame = frame[~np.isin(code, list(bad))]
-    return frame
-
-
-def _codes(column: pd.Series) -> np.ndarray:
-    return column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else pd.factorize(column)[0]
-
-
-def _row_codes(frame: pd.DataFrame, row_keys: list[str]) -> np.ndarray:
-    """One integer per frame row naming its table row (the row keys' category codes combined)."""
-    code = np.zeros(len(frame), dtype=np.int64)
-    for col in row_keys:
-        c = _codes(frame[col]).astype(np.int64)
-        code = code * (int(c.max(initial=0)) + 2) + c + 1
-    return code
-
-
-def _unit_starts(frame: pd.DataFrame) -> np.ndarray:
-    """First row of each unit (tidy frames keep a unit's rows together)."""
-    if frame.empty:
-        return np.zeros(0, dtype=bool)
-    codes = np.stack([_codes(frame[c]) for c in UNIT_KEYS])
-    starts = np.ones(len(frame), dtype=bool)
-    starts[1:] = (codes[:, 1:] != codes[:, :-1]).any(axis=0)
-    return starts
-
-
-def _rows(units: pd.DataFrame, codes: np.ndarray, row_keys: list[str], spec: Spec) -> pd.DataFrame:
-    """One row per table row: row keys (str), bps, kbps measured, units ok and failed; ``_code`` to match."""
-    ok = (units.status == "ok").to_numpy()
-    kbps = np.where(ok, units.measured_bps.to_numpy(), np.nan) / 1000
-    parts = pd.DataFrame({"_code": codes, "bps": units.bps.to_numpy(), "kbps": kbps, "units_ok": ok,
-                          "units_failed": ~ok})
-    for col in row_keys:
-        parts[col] = units[col].astype(str).to_numpy()
-    rows = parts.groupby("_code", sort=False).agg(
-        **{c: (c, "first") for c in row_keys}, bps=("bps", "max"), kbps=("kbps", "mean"),
-        units_ok=("units_ok", "sum"), units_failed=("units_failed", "sum")).reset_index()
-    rows = pd.concat([rows, _absent(rows, row_keys, spec)], ignore_index=True)
-    sort = []
-    for col in row_keys:
-        if col == "bitrate":
-            sort.append(rows.bps.to_numpy())
-            continue
-        given = list(spec.codecs if col == "codec" else spec.datasets)
-        known = given + sorted(set(rows[col]) - set(given))
-        sort.append(rows[col].map({v: i for i, v in enumerate(known)}).to_numpy())
-    rows = rows.iloc[np.lexsort(sort[::-1])] if len(rows) else rows
-    return rows[[*row_keys, "bps", "kbps", "units_ok", "units_failed", "_code"]].reset_index(drop=True)
-
-
-def _absent(rows: pd.DataFrame, row_keys: list[str], spec: Spec) -> pd.DataFrame:
-    """Rows the spec asks for by name (its codecs, datasets, bitrates lists) that no run has: shown empty."""
-    listed = {"codec": list(spec.codecs), "dataset": list(spec.datasets),
-              "bitrate": [Bitrate.parse(b).label for b in spec.bitrates]}
-    if not any(listed[k] for k in row_keys):
-        return rows.iloc[:0]
-    axes = [listed[k] or sorted(set(rows[k])) for k in row_keys]
-    have = set(rows[row_keys].itertuples(index=False, name=None))
-    missing = [combo for combo in product(*axes) if combo not in have]
-    return pd.DataFrame({**{k: [m[i] for m in missing] for i, k in enumerate(row_keys)},
-                         "bps": [_bps(m, row_keys) for m in missing],
-                         "kbps": np.nan, "units_ok": 0, "units_failed": 0,
-                         "_code": -1 - np.arange(len(missing), dtype=np.int64)})
-
-
-def _bps(combo: tuple[str, ...], row_keys: list[str]) -> int:
-    label = dict(zip(row_keys, combo, strict=True)).get("bitrate")
-    try:
-        return Bitrate.parse(label).bps if label else 0
-    except ValueError:
-        return 0
 
 
 def _resolve(frame: pd.DataFrame, info: pd.DataFrame, columns: tuple[Column, ...]) -> list[Resolved]:
@@ -231,8 +130,8 @@ def _values(frame: pd.DataFrame, row_index: np.ndarray, columns: list[Resolved])
     """Finite values of the resolved columns from ok units: _row, dataset, utt (codes), column (position), value."""
     ok = (frame.status == "ok").to_numpy() & frame.value.notna().to_numpy()
     metric_cats, key_cats = list(frame.metric.cat.categories), list(frame.key.cat.categories)
-    metric, key = _codes(frame.metric), _codes(frame.key)
-    utt, dataset, value = _codes(frame.utt_id), _codes(frame.dataset), frame.value.to_numpy()
+    metric, key = rows_mod.codes(frame.metric), rows_mod.codes(frame.key)
+    utt, dataset, value = rows_mod.codes(frame.utt_id), rows_mod.codes(frame.dataset), frame.value.to_numpy()
     parts = []
     for i, col in enumerate(columns):
         if col.metric not in metric_cats or col.key not in key_cats:
@@ -299,7 +198,7 @@ def _reasons(frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame, cel
     """Why a cell lacks values: the most common stored reason of its metric in that row, or what is missing."""
     metric_cats = list(frame.metric.cat.categories)
     reason_cats = list(frame.reason.cat.categories)
-    metric, reason = _codes(frame.metric).astype(np.int64), _codes(frame.reason).astype(np.int64)
+    metric, reason = rows_mod.codes(frame.metric).astype(np.int64), rows_mod.codes(frame.reason).astype(np.int64)
     width = len(metric_cats) + 1
     row_metric = row_index.astype(np.int64) * width + metric  # one code per (table row, metric)
     scored = set(np.unique(row_metric[metric >= 0]).tolist())
