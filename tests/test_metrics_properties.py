@@ -47,7 +47,8 @@ def values(name: str, ref: np.ndarray | None, deg: np.ndarray, sr: int) -> dict[
 # ---------------------------------------------------------------- identity and noise
 
 
-IDEAL = {"f0rmse_hz": 0.0, "f0rmse_vde": 0.0, "f0rmse_gpe": 0.0, "sarmse_db": 0.0, "lsd_db": 0.0, "mcd_db": 0.0, "stoi": 1.0}
+IDEAL = {"f0rmse_hz": 0.0, "f0rmse_vde": 0.0, "f0rmse_gpe": 0.0, "sarmse_db": 0.0, "lsd_db": 0.0, "mcd_db": 0.0,
+         "stoi": 1.0}
 
 
 @pytest.mark.parametrize("name", ["stoi", "f0rmse", "sarmse", "lsd", "mcd"])

@@ -369,3 +369,12 @@ def test_rows_the_spec_names_but_no_run_has_are_explicit_empty_rows(store, tmp_p
     speex = res.cells[res.cells.codec == "speex"]
     assert (speex.n == 0).all() and (speex.reason == "not in these runs").all()
     assert "speex | 6k | – | 0/0 | – (not in these runs)" in render.markdown(res)
+
+
+def test_figure_names_columns_without_values_instead_of_drawing_them_empty(store, tmp_path):
+    spec = _spec(tmp_path, 'kind = "figure"\n[[columns]]\nmetric = "pesq"\n[[columns]]\nmetric = "visqol"\n'
+                 'name = "ViSQOL"\n', "fig2")
+    res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+    fig = figures.figure(res, res.columns)
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == ["pesq ↑"]
+    assert "no values in these runs: ViSQOL" in fig._suptitle.get_text()

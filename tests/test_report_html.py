@@ -71,7 +71,7 @@ def test_page_plays_in_a_real_browser(workspace, tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1800",
                  f"--user-data-dir={tmp_path / 'profile'}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

@@ -32,10 +32,13 @@ def write(result: Result, out_dir: Path, formats: tuple[str, ...], overlay: Over
 
 
 def figure(result: Result, cols: list[Resolved], overlay: Overlay | None = None):  # type: ignore[no-untyped-def]
-    """The matplotlib Figure (no pyplot state): a panel per column, axes titled by the column's name."""
+    """The matplotlib Figure (no pyplot state): a panel per column with values (axes titled by the column's
+    name); the columns without any value are named in the figure's note instead of drawn empty."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
+    empty = [c for c in cols if not (result.cell(c.id).n > 0).any()]
+    cols = [c for c in cols if c not in empty] or cols[:1]
     n = max(len(cols), 1)
     ncols = 1 if n == 1 else 2
     nrows = math.ceil(n / ncols)
@@ -52,6 +55,8 @@ def figure(result: Result, cols: list[Resolved], overlay: Overlay | None = None)
     for ax in axes[len(cols):]:
         ax.set_visible(False)
     note = "error bars: " + CI_METHOD
+    if empty:
+        note += "\nno values in these runs: " + ", ".join(c.name for c in empty)
     if overlay is not None:
         note += f"; hollow markers: published values ({overlay.path.name}) at their nominal kbps"
     fig.suptitle(f"{result.spec.title}\n{note}" + ("".join(f"\n{n}" for n in result.notes)), fontsize=8)
