@@ -204,8 +204,6 @@ def refusals(baseline: Baseline, current: Current) -> list[str]:
 
 
 def compare(baseline: Baseline, current: Current, tolerances: dict[str, float] | None = None) -> list[Cell]:
-    from scipy import stats  # imported here: a second of start-up that only a check needs
-
     tolerances = tolerances or {}
     now, present = _cells(current.frame, baseline.utterances)
     bps = {**baseline.bps, **_bps(current.frame)}
@@ -238,7 +236,12 @@ def compare(baseline: Baseline, current: Current, tolerances: dict[str, float] |
         diff = values[shared] - base[shared]
         cell.base_mean, cell.now_mean = float(base[shared].mean()), float(values[shared].mean())
         cell.change = float(diff.mean())
-        cell.p = float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) else 1.0
+        if np.any(diff != 0):
+            from scipy.stats import wilcoxon  # here: importing scipy.stats takes a second, unneeded when nothing moved
+
+            cell.p = float(wilcoxon(diff).pvalue)
+        else:
+            cell.p = 1.0
         if lost.any():
             ids = [baseline.utterances[i] for i in np.flatnonzero(lost)]
             cell.status = "regressed"
@@ -274,25 +277,3 @@ def _classify(cells: list[Cell], baseline: Baseline) -> None:
             c.status = "improved" if better else "regressed"
             c.reason = "; ".join(filter(None, [c.reason, f"mean {'+' if c.change > 0 else ''}{c.change:.4g} "
                                  f"({'higher' if higher else 'lower'} is better)"]))
-
-
-def context_notices(baseline: Baseline, current: Current) -> list[tuple[str, str]]:
-    """What differs around the numbers: codec identities and package versions."""
-    out = []
-    now_codecs = current.frame.groupby("codec", observed=True).codec_card.unique()
-    for codec, ident in baseline.codecs.items():
-        if codec in now_codecs.index:
-            now = ",".join(sorted(str(v) for v in now_codecs[codec] if isinstance(v, str)))
-            if now != ident:
-                out.append((f"codec {codec}", f"changed since the baseline (identity {ident[:12] or '-'} -> "
-                            f"{now[:12] or '-'}): its cells compare the new output"))
-    old: dict[str, Any] = {}
-    for run in baseline.runs:
-        old.update(run.get("versions", {}))
-    new: dict[str, Any] = {}
-    for env in current.runs.environment:
-        new.update(env.get("versions", {}))
-    changed = [f"{pkg} {old[pkg]} -> {new[pkg]}" for pkg in sorted(old) if pkg in new and old[pkg] != new[pkg]]
-    if changed:
-        out.append(("versions", "differ from the baseline's: " + ", ".join(changed)))
-    return out

@@ -6,6 +6,7 @@ import argparse
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -87,7 +88,7 @@ def _check(args: argparse.Namespace, console: Console) -> int:
             console.print(f"[yellow]replacing, not comparing: {'; '.join(refused)}[/yellow]", soft_wrap=True)
         if not refused:
             cells = check.compare(old, current, tolerances)
-            notices = current.notices + check.context_notices(old, current) + detect.notices(current.frame)
+            notices = current.notices + context_notices(old, current) + detect.notices(current.frame)
             report(console, cells, notices, args.baseline, args.all)
             if args.junit:
                 write_junit(cells, notices, args.junit, args.baseline)
@@ -160,3 +161,25 @@ def write_junit(cells: list[check.Cell], notices: list[tuple[str, str]], path: P
         ET.SubElement(suite, "system-out").text = "\n".join(f"{s}: {r}" for s, r in notices)
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(suites).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def context_notices(baseline: baseline_mod.Baseline, current: check.Current) -> list[tuple[str, str]]:
+    """What differs around the numbers: codec identities and package versions."""
+    out = []
+    now_codecs = current.frame.groupby("codec", observed=True).codec_card.unique()
+    for codec, ident in baseline.codecs.items():
+        if codec in now_codecs.index:
+            now = ",".join(sorted(str(v) for v in now_codecs[codec] if isinstance(v, str)))
+            if now != ident:
+                out.append((f"codec {codec}", f"changed since the baseline (identity {ident[:12] or '-'} -> "
+                            f"{now[:12] or '-'}): its cells compare the new output"))
+    old: dict[str, Any] = {}
+    for run in baseline.runs:
+        old.update(run.get("versions", {}))
+    new: dict[str, Any] = {}
+    for env in current.runs.environment:
+        new.update(env.get("versions", {}))
+    changed = [f"{pkg} {old[pkg]} -> {new[pkg]}" for pkg in sorted(old) if pkg in new and old[pkg] != new[pkg]]
+    if changed:
+        out.append(("versions", "differ from the baseline's: " + ", ".join(changed)))
+    return out
