@@ -16,6 +16,14 @@ the two sets of values (target 1e-6), then plain wall time, svbench wall time an
 (plain library CPU seconds / cores) side by side, and the peak RSS of each svbench worker.
 
     .venv/bin/python benchmarks/metrics_bench.py [--workers N] [--limit N]
+
+With ``--beyond`` it instead scores the metrics beyond the paper (wer, cer, spk-sim, plcmos; with
+``--with-paper`` all of ``--metrics paper+asr``, so every model is loaded in each worker) on ``--limit``
+clips spread over the demo's codecs, in svbench workers only: audio-seconds per CPU-second per metric
+(the engine's per-metric CPU seconds in the workers; wer pays the recognizer for both, cer reuses its
+transcripts) and the peak RSS of each worker. The demo references' transcripts (text.txt) feed wer/cer.
+
+    .venv/bin/python benchmarks/metrics_bench.py --beyond --with-paper --limit 16 --workers 2
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from svbench.metrics.base import load_metrics  # noqa: E402
 
 DEMO = Path(os.environ.get("SVBENCH_SHARED", ROOT.parent / "shared")) / "data" / "svcodec-demo"
 PAPER = ["pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd"]
+BEYOND = ["wer", "cer", "spk-sim", "plcmos"]
 EVAL_SR = 8000
 WORLD_SR = 16000
 
@@ -59,7 +68,9 @@ def demo_units(limit: int | None) -> tuple[Path, list[tuple[str, Path, Path]]]:
     units = units[:limit] if limit else units
     manifest = Path(tempfile.mkdtemp(prefix="svbench-metrics-bench-")) / "demo.csv"
     used = sorted({u for u, _, _ in units})
-    pd.DataFrame({"id": used, "path": [str(refs[u]) for u in used]}).to_csv(manifest, index=False)
+    text = [(refs[u].parent / "text.txt").read_text().strip() if (refs[u].parent / "text.txt").is_file() else ""
+            for u in used]
+    pd.DataFrame({"id": used, "path": [str(refs[u]) for u in used], "text": text}).to_csv(manifest, index=False)
     return manifest, units
 
 
@@ -158,20 +169,68 @@ def evaluate_with_rss(task: engine.Task):  # type: ignore[no-untyped-def]
     return result, os.getpid(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.process_time() - t0
 
 
-def svbench_tasks(manifest: Path, units: list[tuple[str, Path, Path]], workspace: Path) -> list[engine.Task]:
+def svbench_tasks(manifest: Path, units: list[tuple[str, Path, Path]], workspace: Path,
+                  names: list[str] = PAPER) -> list[engine.Task]:
     from svbench import manifest as manifest_mod
 
-    metric_cards = tuple(m.card for m in load_metrics(PAPER))
+    metric_cards = tuple(m.card for m in load_metrics(names))
     ctx = engine.WorkerContext(metric_cards, str(workspace / "cache"), EVAL_SR, "envelope", False)
     wanted = {str(d) for _, _, d in units}
     tasks = []
     codec_dirs = tuple(str(p) for p in sorted({d.parent.parent for _, _, d in units}))
     spec = engine.RunSpec(dataset=str(manifest), codecs=(engine.PRECOMPUTED,), decoded=codec_dirs,
-                          metrics=tuple(PAPER), eval_sr=EVAL_SR, skip_missing=True, workspace=str(workspace))
+                          metrics=tuple(names), eval_sr=EVAL_SR, skip_missing=True, workspace=str(workspace))
     plan = engine.plan(spec, manifest_mod.load(manifest), ctx)
     tasks += [t for t in plan.tasks if t.decoded_path in wanted]
     assert len(tasks) == len(units), (len(tasks), len(units))
     return tasks
+
+
+# ---------------------------------------------------------------- beyond the paper
+
+
+def beyond(args: argparse.Namespace) -> int:
+    """wer, cer, spk-sim, plcmos (optionally with the paper's eight) in svbench workers: speed and memory."""
+    names = PAPER + BEYOND if args.with_paper else BEYOND
+    manifest, units = demo_units(None)
+    if args.limit:
+        units = units[:: max(1, len(units) // args.limit)][: args.limit]  # spread over codecs and bitrates
+    print(f"{len(units)} decoded clips, evaluation at {EVAL_SR} Hz, metrics: {', '.join(names)}")
+    print(f"machine: {os.cpu_count()} cores; svbench workers: {args.workers}\n")
+    tasks = svbench_tasks(manifest, units, manifest.parent / "work", names)
+    executor = SerialExecutor() if args.workers == 1 else LocalExecutor(args.workers)
+    cpu: dict[str, float] = defaultdict(float)
+    rss: dict[int, float] = {}
+    audio_s, undefined, unit_cpu, load_before, t_wall = 0.0, [], 0.0, os.getloadavg()[0], time.perf_counter()
+    for result, pid, peak, seconds in executor.map_unordered(evaluate_with_rss, tasks):
+        rss[pid] = max(rss.get(pid, 0.0), peak)
+        unit_cpu += seconds
+        if result.status != "ok":
+            undefined.append(f"{result.deg_path}: {result.error}")
+            continue
+        audio_s += result.compared_s or 0.0
+        seen = set()
+        for metric, key, value, reason, _wall, metric_cpu in result.scores:
+            if metric not in seen:
+                cpu[metric] += metric_cpu
+                seen.add(metric)
+            if value is None:
+                undefined.append(f"{result.deg_path}: {metric}/{key}: {reason}")
+    wall = time.perf_counter() - t_wall
+    print(f"{'metric':10} {'CPU s':>8} {'audio-s/CPU-s':>14}")
+    for name in names:
+        print(f"{name:10} {cpu[name]:8.2f} {audio_s / cpu[name]:14.1f}")
+    print(f"\naudio scored: {audio_s:.1f} s (8 kHz, aligned spans); units' CPU in the workers {unit_cpu:.1f} s "
+          f"(reading, resampling, alignment, every metric); wall {wall:.1f} s; load average "
+          f"{load_before:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("(wer's seconds include PocketSphinx on both reference and decoded; cer reuses those transcripts)")
+    print("peak RSS per svbench worker (MiB), every model above loaded: "
+          + ", ".join(f"pid {p}: {m:.0f}" for p, m in sorted(rss.items())))
+    if undefined:
+        print(f"\n{len(undefined)} values not defined:")
+        for line in undefined[:20]:
+            print("  " + line)
+    return 0
 
 
 # ---------------------------------------------------------------- main
@@ -181,11 +240,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N decoded clips")
+    parser.add_argument("--beyond", action="store_true", help="wer, cer, spk-sim, plcmos instead (module docstring)")
+    parser.add_argument("--with-paper", action="store_true", help="with --beyond: the paper's eight as well")
     args = parser.parse_args()
     if not DEMO.is_dir():
         print(f"needs {DEMO}", file=sys.stderr)
         return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.beyond:
+        return beyond(args)
     manifest, units = demo_units(args.limit)
     audio_s = 0.0
 
