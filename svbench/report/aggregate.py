@@ -67,7 +67,8 @@ def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool 
         return _empty(spec, row_keys, columns, notes)
     row_of = rows_mod.row_codes(frame, row_keys)
     units = rows_mod.unit_starts(frame)
-    rows = rows_mod.rows(frame[units], row_of[units], row_keys, spec)
+    unit_cols = list(dict.fromkeys([*row_keys, "status", "bps", "measured_bps"]))
+    rows = rows_mod.rows(frame.loc[units, unit_cols], row_of[units], row_keys, spec)
     row_index = pd.Index(rows.pop("_code")).get_indexer(row_of)
     values = _values(frame, row_index, columns)
     if common:
@@ -99,8 +100,15 @@ def _empty(spec: Spec, row_keys: list[str], columns: list[Resolved], notes: list
 
 def _resolve(frame: pd.DataFrame, info: pd.DataFrame, columns: tuple[Column, ...]) -> list[Resolved]:
     found: list[Resolved] = []
-    scored = frame[frame.value.notna()]
-    keys_by_metric = scored.groupby("metric", observed=True).key.unique().to_dict() if len(scored) else {}
+    finite = frame.value.notna().to_numpy()
+    metric_cats, key_cats = frame.metric.cat.categories, frame.key.cat.categories
+    pair_codes = rows_mod.codes(frame.metric)[finite].astype(np.int64) * (len(key_cats) + 1) + \
+        rows_mod.codes(frame.key)[finite]
+    pairs = np.flatnonzero(np.bincount(pair_codes)) if len(pair_codes) else pair_codes  # the (metric, key) found
+    keys_by_metric: dict[str, list[str]] = {}
+    for pair in pairs.tolist():
+        keys_by_metric.setdefault(metric_cats[pair // (len(key_cats) + 1)], []).append(
+            key_cats[pair % (len(key_cats) + 1)])
     for col in columns:
         keys = sorted(k for k in keys_by_metric.get(col.metric, []) if fnmatch.fnmatchcase(k, col.key)) or [col.key]
         hib = (col.direction == "higher") if col.direction else _higher_is_better(info, col.metric)

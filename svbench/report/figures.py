@@ -26,7 +26,8 @@ def write(result: Result, out_dir: Path, formats: tuple[str, ...], overlay: Over
         for fmt in formats:
             path = out_dir / f"{name}.{fmt}"
             # no creation date in the PDF: the same store gives the same file
-            fig.savefig(path, dpi=150, metadata={"CreationDate": None} if fmt == "pdf" else None)
+            fig.savefig(path, dpi=120, metadata={"CreationDate": None} if fmt == "pdf" else None)
+            fig.set_layout_engine("none")  # laid out once: the next format reuses the positions
             written.append(path)
     return written
 

@@ -73,8 +73,10 @@ def rows(units: pd.DataFrame, row_of: np.ndarray, row_keys: list[str], spec: Spe
     kbps = np.where(ok, units.measured_bps.to_numpy(), np.nan) / 1000
     parts = pd.DataFrame({"_code": row_of, "bps": units.bps.to_numpy(), "kbps": kbps, "units_ok": ok,
                           "units_failed": ~ok})
-    for col in row_keys:
-        parts[col] = units[col].astype(str).to_numpy()
+    for col in row_keys:  # category codes to text for the few distinct values only
+        column = units[col]
+        names = np.asarray(column.cat.categories, dtype=object) if hasattr(column, "cat") else None
+        parts[col] = names[column.cat.codes.to_numpy()] if names is not None else column.astype(str).to_numpy()
     rows = parts.groupby("_code", sort=False).agg(
         **{c: (c, "first") for c in row_keys}, bps=("bps", "max"), kbps=("kbps", "mean"),
         units_ok=("units_ok", "sum"), units_failed=("units_failed", "sum")).reset_index()
