@@ -47,9 +47,9 @@ class SvbenchWorker(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         single_threaded_worker()
-        from svbench import engine
+        from svbench import unit
 
-        engine.WORKER_HOST = socket.gethostname()
+        unit.WORKER_HOST = socket.gethostname()
 
 
 class WorkerLost(Exception):

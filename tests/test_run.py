@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from svbench import engine
+from svbench import engine, unit
 from svbench.cards import get_card
 from svbench.executor import SerialExecutor
 from svbench.manifest import ManifestError
@@ -291,7 +291,7 @@ def test_an_unforeseen_exception_is_an_internal_error_row(librispeech_manifest, 
     def broken(*_args):
         raise ZeroDivisionError("library bug")
 
-    monkeypatch.setattr(engine, "_decoded", broken)
+    monkeypatch.setattr(unit, "_decoded", broken)
     _, units, _ = run(engine.RunSpec(str(librispeech_manifest(2)), ("codec2",), ("3.2k",), ("stoi",),
                                      workspace=str(tmp_path / "ws")))
     assert len(units) == 2 and (units.stage == "internal").all()
