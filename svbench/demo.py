@@ -7,13 +7,12 @@ into the cache folder.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import warnings
 from pathlib import Path
 
-from svbench import audio, manifest
+from svbench import audio, manifest, settings
 
 # IEEE Harvard sentences, list 1 (public domain, IEEE Trans. Audio Electroacoust. 17(3), 1969)
 SENTENCES = (
@@ -26,8 +25,6 @@ VOICES = ("en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-us+m3")
 NAME = "demo"
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("SVBENCH_CACHE", Path.home() / ".cache" / "svbench"))
 
 
 def arctic_example() -> Path:
@@ -39,7 +36,7 @@ def arctic_example() -> Path:
 
 def build(folder: Path | None = None) -> Path:
     """Write (once) the demo clips and their manifest; return the manifest path."""
-    folder = folder or cache_root() / "demo-data"
+    folder = folder or settings.cache_root() / "demo-data"
     out = folder / "manifest.csv"
     if out.is_file():
         return out

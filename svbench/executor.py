@@ -19,6 +19,8 @@ from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol, TypeVar
 
+from svbench import settings
+
 T = TypeVar("T")
 R = TypeVar("R")
 OnLost = Callable[[T, BaseException], R]
@@ -104,7 +106,7 @@ def make_executor(workers: int | None, kind: str | None = None, scheduler: str |
     if kind == "local" and scheduler:
         raise ValueError("--scheduler joins a Dask cluster; it cannot be combined with --executor local")
     if kind != "local":
-        scheduler = scheduler or os.environ.get("SVBENCH_SCHEDULER") or None
+        scheduler = scheduler or settings.scheduler()
     if scheduler or kind == "dask":
         from svbench.dask_executor import DaskExecutor
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from svbench import demo, manifest
+from svbench import demo, manifest, settings
 from svbench.adapters.precomputed import audio_files
 
 
@@ -152,7 +152,7 @@ def _manifests_under(folder_path: Path) -> Iterator[tuple[str, Path]]:
 def known_datasets() -> dict[str, Path]:
     """The demo set, ./datasets/*, and every folder listed in $SVBENCH_DATA (os.pathsep separated)."""
     found = {demo.NAME: demo.build()}
-    places = [Path.cwd() / "datasets"] + [Path(p) for p in os.environ.get("SVBENCH_DATA", "").split(os.pathsep) if p]
+    places = [Path.cwd() / "datasets"] + settings.data_folders()
     for place in places:
         if place.is_dir():
             for name, path in _manifests_under(place):
