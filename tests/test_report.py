@@ -378,3 +378,18 @@ def test_figure_names_columns_without_values_instead_of_drawing_them_empty(store
     fig = figures.figure(res, res.columns)
     assert [a.get_title() for a in fig.axes if a.get_visible()] == ["pesq ↑"]
     assert "no values in these runs: ViSQOL" in fig._suptitle.get_text()
+
+
+def test_tidy_values_read_again_on_the_main_snapshot_are_the_same(store):
+    """The path taken when a run wrote between the two connections' snapshots (values read again)."""
+    db = tidy.connect(store)
+    try:
+        db.execute("BEGIN")
+        units = tidy._read_units(db)
+        again = tidy._read_scores(db, units["n_scores"], None)
+    finally:
+        db.close()
+    frame = tidy.load(store)
+    scored = frame[frame.metric.notna()]
+    assert len(again["value"]) == len(scored)
+    assert np.array_equal(np.sort(again["value"]), np.sort(scored.value.to_numpy()), equal_nan=True)
