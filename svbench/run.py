@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from svbench import manifest as manifest_mod
+from svbench.adapters.base import CardCodec
 from svbench.bitrate import Bitrate
 from svbench.cards import get_card
 from svbench.metrics.base import BaseMetric, load_metrics
@@ -59,17 +60,23 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metrics: list[BaseM
     }
 
 
-def environment() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
+CORE_MODULES = ("numpy", "scipy", "soxr", "soundfile", "pandas")  # every unit reads, resamples, aligns with these
 
-    versions: dict[str, str | None] = {}
-    for pkg in ("svbench", "numpy", "scipy", "soxr", "soundfile", "av", "pycodec2", "pesq", "pystoi", "pyworld",
-                "pysptk", "speechmos", "visqol-python", "ai-edge-litert", "onnxruntime", "librosa", "fastdtw",
-                "torch", "safetensors", "pocketsphinx", "jiwer", "num2words", "resemblyzer", "webrtcvad"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
+
+def environment(codecs: list[CardCodec], metrics: list[BaseMetric]) -> dict[str, Any]:
+    """Versions of svbench and of the packages this run's codecs and metrics use, the git commit, the host."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    modules = {*CORE_MODULES, *(m for c in codecs for m in c.requires_modules),
+               *(m for metric in metrics for m in metric.requires)}
+    provides = packages_distributions()
+    versions: dict[str, str | None] = {"svbench": version("svbench")}
+    for module in sorted(modules):
+        for dist in provides.get(module.split(".")[0], [module]):
+            try:
+                versions[dist] = version(dist)
+            except PackageNotFoundError:
+                versions[dist] = None
     commit: str | None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
@@ -115,7 +122,8 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
     lock = _run_lock(workspace, run_id, on_wait)
     computed = 0
     try:
-        resumed = store.open_run(run_id, config, environment())
+        codecs = [make_codec(get_card("codecs", c)) for c in spec.codecs if c != PRECOMPUTED]
+        resumed = store.open_run(run_id, config, environment(codecs, metric_objects))
         store.add_notices(run_id, the_plan.notices)
         done = store.done_units(run_id, ok_only=spec.retry_failed)
         todo = [t for t in the_plan.tasks if (t.utt.id, t.codec, task_label(t)) not in done]

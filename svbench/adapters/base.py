@@ -39,6 +39,7 @@ class CardCodec:
     """
 
     requires_programs: tuple[str, ...] = ()
+    requires_modules: tuple[str, ...] = ()  # Python modules the adapter runs (their versions go into each run)
 
     def __init__(self, card: Card):
         self.card = card

@@ -85,6 +85,8 @@ def _codec(mode: int):  # type: ignore[no-untyped-def]
 
 
 class Codec2Codec(CardCodec):
+    requires_modules = ("pycodec2", "elftools")
+
     def identity(self) -> str:
         # decoded audio from before the generator reset depended on earlier decodes: never reuse it
         return f"{self.card.sha256}+seeded-decoder"

@@ -23,6 +23,8 @@ _DECODER_RATE = 48000  # FFmpeg's libopus decoder always outputs 48 kHz
 
 
 class OpusCodec(CardCodec):
+    requires_modules = ("av",)
+
     def encode(self, audio: np.ndarray, bitrate: Bitrate) -> bytes:
         enc = av.CodecContext.create("libopus", "w")
         enc.sample_rate = self.sample_rate
