@@ -71,10 +71,11 @@ def test_identity_adds_no_error(identity_rows):
 
 
 def test_a_transcript_does_not_depend_on_what_the_worker_decoded_before(clips, wer_cer, identity_rows):
-    utt, x = clips[0]
-    shared.clear()  # no memoised transcript: PocketSphinx decodes clip 0 again after the 9 others
+    i = min(range(len(clips)), key=lambda k: len(clips[k][1]))  # the shortest clip, decoded 6th in the fixture
+    utt, x = clips[i]
+    shared.clear()  # no memoised transcript: PocketSphinx decodes it again, after all the others
     row = {key: value for _, key, value, *_ in engine.score(wer_cer, x, x.copy(), 16000, utt)}
-    assert row == identity_rows[0]
+    assert row == identity_rows[i]
 
 
 def test_heavier_coding_gives_more_word_errors_and_lower_speaker_similarity(clips, tmp_path):
@@ -123,7 +124,8 @@ def test_numbers_written_either_way_are_the_same_words():
 
 @pytest.fixture(scope="module")
 def short_clip(clips) -> np.ndarray:
-    return audio.resample(audio.Audio(sorted(clips, key=lambda c: len(c[1]))[0][1], 16000), 8000).samples
+    """1.5 s of real speech at 8 kHz (the start of the shortest clip)."""
+    return audio.resample(audio.Audio(sorted(clips, key=lambda c: len(c[1]))[0][1][:24000], 16000), 8000).samples
 
 
 def reasons(metric_names, ref, deg, sr, utt):
@@ -212,7 +214,7 @@ def test_a_missing_local_model_is_not_computed_and_nothing_is_downloaded(plugin,
     assert listed["wer-local"] == ("unavailable", f"not computed: no model at {missing / 'en-us'}")
 
 
-def test_a_recognizer_from_a_local_model_folder_plugs_in(plugin, tmp_path, clips):
+def test_a_recognizer_from_a_local_model_folder_plugs_in(plugin, tmp_path, clips, identity_rows):
     from pocketsphinx import get_model_path
 
     folder = tmp_path / "my-model"
@@ -221,10 +223,11 @@ def test_a_recognizer_from_a_local_model_folder_plugs_in(plugin, tmp_path, clips
         (folder / name).symlink_to(Path(get_model_path()) / "en-us" / name)
     plugin("wer-local", folder)
     [mine] = load_metrics(["wer-local"])
-    utt, x = sorted(clips, key=lambda c: len(c[1]))[0]
-    got = {key: value for _, key, value, *_ in engine.score([mine, load_metric("wer")], x, x, 16000, utt)}
-    assert got["wer_local"] == got["wer"]  # the same model, loaded from the user's folder
-    assert set(got) == {"wer_local", "wer_local_ref", "wer_local_delta", "wer", "wer_ref", "wer_delta"}
+    i = min(range(len(clips)), key=lambda k: len(clips[k][1]))
+    utt, x = clips[i]
+    got = {key: value for _, key, value, *_ in engine.score([mine], x, x, 16000, utt)}
+    assert got == {"wer_local": identity_rows[i]["wer"], "wer_local_ref": identity_rows[i]["wer_ref"],
+                   "wer_local_delta": 0.0}  # the shipped model, loaded from the user's folder, under the card's name
 
 
 def test_list_metrics_shows_the_models_provenance():
