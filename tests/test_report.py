@@ -393,3 +393,9 @@ def test_tidy_values_read_again_on_the_main_snapshot_are_the_same(store):
     scored = frame[frame.metric.notna()]
     assert len(again["value"]) == len(scored)
     assert np.array_equal(np.sort(again["value"]), np.sort(scored.value.to_numpy()), equal_nan=True)
+
+
+def test_a_key_no_run_stored_says_so_not_another_keys_reason(store, tmp_path):
+    spec = _spec(tmp_path, '[[columns]]\nmetric = "f0rmse"\nkey = "f0rmse_octaves"\nname = "X"\n')
+    res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
+    assert set(res.cells.reason) == {"no f0rmse_octaves in these runs: f0rmse stored other keys"}

@@ -37,6 +37,7 @@ class Resolved:
     higher_is_better: bool
     aggregate: str
     decimals: int
+    stored: bool = True  # False: no run stored a value under this key (the cells say so)
 
 
 @dataclass
@@ -110,13 +111,13 @@ def _resolve(frame: pd.DataFrame, info: pd.DataFrame, columns: tuple[Column, ...
         keys_by_metric.setdefault(metric_cats[pair // (len(key_cats) + 1)], []).append(
             key_cats[pair % (len(key_cats) + 1)])
     for col in columns:
-        keys = sorted(k for k in keys_by_metric.get(col.metric, []) if fnmatch.fnmatchcase(k, col.key)) or [col.key]
+        keys = sorted(k for k in keys_by_metric.get(col.metric, []) if fnmatch.fnmatchcase(k, col.key))
         hib = (col.direction == "higher") if col.direction else _higher_is_better(info, col.metric)
-        for key in keys:
+        for key in keys or [col.key]:
             several = len(keys) > 1
             found.append(Resolved(f"{col.id}_{key}" if several else col.id,
                                   f"{col.name} ({key})" if several else col.name,
-                                  col.metric, key, col.unit, hib, col.aggregate, col.decimals))
+                                  col.metric, key, col.unit, hib, col.aggregate, col.decimals, bool(keys)))
     return found
 
 
@@ -225,6 +226,8 @@ def _reasons(frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame, cel
             out.append("not in these runs")
         elif undefined <= 0:
             out.append(None)
+        elif not columns[c].stored and m in metric_cats and code in scored:
+            out.append(f"no {columns[c].key} in these runs: {m} stored other keys")
         elif code in common:
             out.append(common[code])
         elif units_ok[r] == 0:
