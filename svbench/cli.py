@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decoded", action="append", default=[],
                      help="folder of already-decoded files (with --codec precomputed); repeat for several codecs")
     run.add_argument("--label", help="name for the precomputed codec in results (default: folder name)")
+    run.add_argument("--label-from", metavar="REGEX", help="precomputed: name each --decoded folder's codec by "
+                     r"this pattern's first group, e.g. '^\d+ (.+)' turns a demo page's '3 Codec2' into 'Codec2'")
     run.add_argument("--eval-sr", type=int,
                      help="compare at this rate (default: the lower of reference and codec rate)")
     run.add_argument("--align", choices=["envelope", "none"], default="envelope", help="delay compensation")
@@ -185,7 +187,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     codecs += tuple(c for c, _ in grid if c not in codecs)
     spec = engine.RunSpec(dataset=dataset, codecs=codecs, bitrates=bitrates, grid=grid,
                           metrics=_metric_names(args.metrics),
-                          decoded=tuple(args.decoded), label=args.label, eval_sr=args.eval_sr, align=args.align,
+                          decoded=tuple(args.decoded), label=args.label, label_from=args.label_from,
+                          eval_sr=args.eval_sr, align=args.align,
                           crop_reference=args.crop_reference, skip_missing=args.skip_missing,
                           workspace=args.workspace, retry_failed=not args.no_retry)
     executor = make_executor(args.workers, args.executor, args.scheduler)

@@ -24,6 +24,7 @@ class RunSpec:
     metrics: tuple[str, ...] = ("pesq", "stoi")
     decoded: tuple[str, ...] = ()  # precomputed: folders of decoded files, one codec each
     label: str | None = None
+    label_from: str | None = None  # precomputed: a regular expression whose first group names a folder's codec
     eval_sr: int | None = None
     align: str = "envelope"  # envelope | none
     crop_reference: bool = False
@@ -111,7 +112,8 @@ def _plan_precomputed(spec: RunSpec, manifest: manifest_mod.Manifest, ctx: Worke
     for root in map(Path, spec.decoded):
         if not root.is_dir():
             raise ValueError(f"{root}: --decoded folder not found")
-        label = spec.label or re.sub(r"^\d+\s+", "", root.name)  # "3 Codec2" (a demo page's rank) -> "Codec2"
+        named = re.search(spec.label_from, root.name) if spec.label_from else None
+        label = spec.label or (named.group(1) if named and named.groups() else root.name)
         for bitrate, folder in bitrate_folders(root, asked).items():
             index = DecodedIndex(folder)
             skipped = []

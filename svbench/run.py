@@ -53,6 +53,7 @@ def describe(spec: RunSpec, manifest: manifest_mod.Manifest, metrics: list[BaseM
         "metric_definitions": {m.name: m.describe() for m in metrics},  # resolved parameters of every metric
         "decoded": [str(Path(d).resolve()) for d in spec.decoded],
         "label": spec.label,
+        **({"label_from": spec.label_from} if spec.label_from else {}),
         "eval_sr": spec.eval_sr,
         "align": spec.align,
         "crop_reference": spec.crop_reference,

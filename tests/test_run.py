@@ -179,7 +179,7 @@ def demo_manifest(tmp_path: Path) -> Path:
 def test_precomputed_demo_outputs_match_by_id_inside_names_with_spaces(tmp_path):
     decoded = need(DEMO / "decoded" / "3 Codec2")
     spec = engine.RunSpec(str(demo_manifest(tmp_path)), ("precomputed",), ("1.2k", "3.2k"), ("pesq", "stoi"),
-                          decoded=(str(decoded),), skip_missing=True,
+                          decoded=(str(decoded),), skip_missing=True, label_from=r"^\d+ (.+)$",
                           workspace=str(tmp_path / "ws"))
     outcome, units, scores = run(spec)
     # the demo page has Codec 2 outputs for 5 of the 10 references, at each bitrate folder (1k2, 3k2)
@@ -262,7 +262,7 @@ def test_several_decoded_folders_in_one_run_make_one_table(tmp_path):
     folders = [need(DEMO / "decoded" / name) for name in ("1 SVCODEC", "3 Codec2", "5 Opus")]
     manifest = demo_manifest(tmp_path)
     decoded = [arg for f in folders for arg in ("--decoded", str(f))]
-    done = subprocess.run([*SVBENCH, "run", "--codec", "precomputed", *decoded,
+    done = subprocess.run([*SVBENCH, "run", "--codec", "precomputed", *decoded, "--label-from", r"^\d+ (.+)$",
                            "--bitrate", "1.2k,4k", "--dataset", str(manifest), "--metrics", "stoi", "--skip-missing",
                            "--workspace", str(tmp_path / "ws"), "--json"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
