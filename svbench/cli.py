@@ -27,7 +27,8 @@ from svbench.store import Store
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 # named metric sets; "paper" is the SVCODEC paper's eight (Tables I-III)
-METRIC_SETS = {"paper": ("pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd", "mcd")}
+METRIC_SETS: dict[str, tuple[str, ...]] = {"paper": ("pesq", "stoi", "visqol", "dnsmos", "f0rmse", "sarmse", "lsd",
+                                                    "mcd")}
 METRIC_SETS["paper+asr"] = (*METRIC_SETS["paper"], "wer", "cer", "spk-sim", "plcmos")  # beyond the paper (opt-in)
 
 
