@@ -63,18 +63,16 @@ class SpeakerSimilarity(BaseMetric):
     upsample_suffix = True
     value_range = (0.0, 1.0)
     min_seconds = 0.5
-    requires = ("torch",)  # and resemblyzer (with webrtcvad): unavailable_reason
+    requires = ("torch", "webrtcvad", "resemblyzer")  # the run records their versions
     # less speech than resemblyzer keeps in a padded partial (0.75 x 1.6 s) is too short for an embedding
     defaults = {"min_speech_s": MIN_COVERAGE * PARTIAL_S, "threads": 1}
 
     def unavailable_reason(self) -> str | None:
-        reason = super().unavailable_reason()
-        if reason is None:
-            try:
-                resemblyzer()
-            except Exception as err:
-                return f"cannot import resemblyzer: {type(err).__name__}: {err}"
-        return reason
+        try:
+            resemblyzer()  # imports torch and webrtcvad too, without their import-time warnings
+        except Exception as err:
+            return f"cannot import resemblyzer: {type(err).__name__}: {err}"
+        return None
 
     def provenance(self) -> dict[str, Any] | None:
         return model_provenance("resemblyzer", [weights_path()], label="GE2E VoiceEncoder pretrained.pt")
