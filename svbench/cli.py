@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
-from svbench import dask_cluster, demo, engine, importers
-from svbench import manifest as manifest_mod
+from svbench import dask_cluster, demo, engine, importers, render
 from svbench.bitrate import parse_list
-from svbench.cards import all_cards
 from svbench.executor import make_executor
 from svbench.manifest import ManifestError
-from svbench.metrics.base import MetricUnavailable, metric_status
+from svbench.metrics.base import MetricUnavailable
 from svbench.neural import cli as neural_cli
 from svbench.report import check_cli, detect, tidy
 from svbench.report import cli as report_cli
@@ -132,17 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in report_cli.COMMANDS:
             return report_cli.run(args, console)
     except engine.Interrupted as err:
-        say(console, f"svbench: {err}", "yellow")
+        render.say(console, f"svbench: {err}", "yellow")
         return EXIT_INTERRUPTED
     except (ManifestError, MetricUnavailable, ValueError, KeyError, FileNotFoundError) as err:
-        say(console, f"svbench: {err.args[0] if isinstance(err, KeyError) else err}", "red")
+        render.say(console, f"svbench: {err.args[0] if isinstance(err, KeyError) else err}", "red")
         return EXIT_USAGE
     return EXIT_USAGE
-
-
-def say(console: Console, text: str, style: str = "") -> None:
-    """One message, never wrapped (paths stay whole and greppable) and never read as rich markup."""
-    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 def _version() -> str:
@@ -155,7 +146,7 @@ def _dataset(text: str | None, console: Console) -> str:
     """A manifest path, a folder holding manifest.csv, or a name that `svbench list datasets` prints."""
     if text is None:
         path = str(demo.build())
-        say(console, f"No --dataset: using the embedded DEMO set ({path}). "
+        render.say(console, f"No --dataset: using the embedded DEMO set ({path}). "
             "Demo numbers are for trying svbench out; never report them.", "yellow")
         return path
     given = Path(text)
@@ -203,7 +194,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             spec, executor,
             on_start=lambda n: bar.setdefault("id", progress.add_task("evaluating", total=n)),
             on_unit=lambda _r: progress.advance(bar["id"]),
-            on_wait=lambda message: say(console, message, "yellow"),
+            on_wait=lambda message: render.say(console, message, "yellow"),
         )
     store = Store(outcome.store_path)
     try:
@@ -214,7 +205,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         store.close()
     summary = engine.summarize(results, scores)
     out_dir = Path(args.workspace) / "runs" / outcome.run_id
-    export_tables(out_dir, results, scores, summary, "csv")
+    render.export_tables(out_dir, results, scores, summary, "csv")
     problems = engine.problems(results, scores)
     left_out = [{"scope": s, "reason": r} for s, r in outcome.left_out]
     suspicious = detect.notices(tidy.load(outcome.store_path, [outcome.run_id]))  # numbers that may mislead
@@ -231,126 +222,38 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
             **problems, "manifest_rows_left_out": left_out, "wall_s": round(outcome.wall_s, 2),
             "notices": [{"scope": s, "reason": r} for s, r in outcome.notices + suspicious],
             "suspicious": [{"scope": s, "reason": r} for s, r in suspicious],
-            "summary": _records(summary),
+            "summary": render.records(summary),
         }, indent=2))
     else:
         if not args.quiet:
             for scope, reason in outcome.notices[:8]:
-                say(console, f"{scope}: {reason}", "yellow")
+                render.say(console, f"{scope}: {reason}", "yellow")
             if len(outcome.notices) > 8:
                 more = len(outcome.notices) - 8
-                say(console, f"... and {more} more notices (table 'notices' in the store)", "yellow")
-            for table in summary_tables(summary, console.width):
+                render.say(console, f"... and {more} more notices (table 'notices' in the store)", "yellow")
+            for table in render.summary_tables(summary, console.width):
                 console.print(table)
             for scope, reason in suspicious:  # after the table whose numbers they qualify
-                say(console, f"check {scope}: {reason}", "yellow")
+                render.say(console, f"check {scope}: {reason}", "yellow")
         lines = engine.problem_lines(problems) + [f"manifest: {x['scope']}: {x['reason']}" for x in left_out]
         for line in lines[:20]:  # printed with --quiet too: an exit code of 1 always comes with its reasons
-            say(console, line, "red")
+            render.say(console, line, "red")
         if len(lines) > 20:
-            say(console, f"... and {len(lines) - 20} more (see {out_dir}/results.csv)", "red")
+            render.say(console, f"... and {len(lines) - 20} more (see {out_dir}/results.csv)", "red")
         if not args.quiet:
             verb = "resumed" if outcome.resumed else "new"
-            say(console, f"run {outcome.run_id} ({verb}): {outcome.computed} units computed, "
+            render.say(console, f"run {outcome.run_id} ({verb}): {outcome.computed} units computed, "
                 f"{outcome.skipped_done} already stored, {outcome.wall_s:.1f} s")
-            say(console, f"failed units: {len(problems['failed_units'])}, undefined metric values: "
+            render.say(console, f"failed units: {len(problems['failed_units'])}, undefined metric values: "
                 f"{len(problems['undefined_values'])}, manifest rows left out: {len(left_out)}")
-            say(console, f"store: {outcome.store_path}   results: {out_dir}/results.csv   "
+            render.say(console, f"store: {outcome.store_path}   results: {out_dir}/results.csv   "
                 f"summary: {out_dir}/summary.csv")
     failed = problems["failed_units"] or problems["undefined_values"] or left_out
     return EXIT_FAILURES if failed else EXIT_OK
 
 
-def _records(frame: Any) -> list[dict[str, Any]]:
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-            for row in frame.to_dict("records")]
-
-
-SUMMARY_UNIT_COLUMNS = {"codec": "codec", "bitrate": "bitrate", "ok": "ok", "failed": "failed",
-                        "undefined": "undef", "kbps": "kbps", "delay_ms": "delay ms", "delay_iqr_ms": "IQR"}
-
-
-def summary_tables(summary: Any, width: int = 80) -> list[Table]:
-    """The run's summary in tables that fit ``width`` columns: one of units per codec and bitrate, then the
-    metric means with one row per value and one column per codec@bitrate, split into as many tables as
-    the width needs. The whole table is in summary.csv."""
-    if summary.empty:
-        return [Table(title="svbench summary: nothing stored")]
-    units = Table(title="units per codec and bitrate (kbps measured; delay median and IQR, ms)")
-    present = [c for c in SUMMARY_UNIT_COLUMNS if c in summary.columns]
-    for col in present:
-        units.add_column(SUMMARY_UNIT_COLUMNS[col], justify="left" if col in ("codec", "bitrate") else "right")
-    for row in summary.to_dict("records"):
-        units.add_row(*[_fmt(row[c]) for c in present])
-    keys = [c for c in summary.columns if c not in SUMMARY_UNIT_COLUMNS and not c.endswith("_n")]
-    labels = [f"{r['codec']}@{r['bitrate']}" for r in summary.to_dict("records")]
-    key_width = max((len(k) for k in keys), default=6)
-    per_table = max(1, (width - key_width - 4) // (max((len(x) for x in labels), default=5) + 3))
-    tables = [units]
-    for start in range(0, len(labels), per_table):
-        part = list(range(start, min(start + per_table, len(labels))))
-        means = Table(title="means over utterances" + (" (cont.)" if start else ""))
-        means.add_column("value", justify="left")
-        for i in part:
-            means.add_column(labels[i], justify="right")
-        for key in keys:
-            means.add_row(key, *[_fmt(summary[key].iloc[i]) for i in part])
-        if keys:
-            tables.append(means)
-    return tables
-
-
-def export_tables(folder: Path, results: Any, scores: Any, summary: Any, fmt: str) -> list[tuple[Path, int]]:
-    """The run's per-utterance results, scores and summary as CSV or Parquet files in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, frame in {"results": results, "scores": scores, "summary": summary}.items():
-        target = folder / f"{name}.{fmt}"
-        if fmt == "csv":
-            frame.to_csv(target, index=False)
-        else:
-            frame.to_parquet(target, index=False)
-        written.append((target, len(frame)))
-    return written
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "-" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def cmd_list(what: str, console: Console) -> int:
-    table = Table(title=f"svbench {what}")
-    if what == "codecs":
-        for col in ("codec", "status", "bitrates", "description / how to install"):
-            table.add_column(col)
-        for name, card in sorted(all_cards("codecs").items()):
-            try:
-                codec = engine.make_codec(card)
-                reason = codec.unavailable_reason()
-                rates = codec.bitrates_text()
-            except (KeyError, ImportError) as err:
-                reason, rates = str(err), ""
-            table.add_row(name, "unavailable" if reason else "ok", rates, reason or card.data.get("description", ""))
-        table.add_row(engine.PRECOMPUTED, "ok", "from folder names", "already-decoded files: --decoded DIR")
-    elif what == "metrics":
-        for col in ("metric", "status", "description / reason"):
-            table.add_column(col)
-        for name, status, text in metric_status():
-            table.add_row(name, status, text)
-    else:
-        for col in ("dataset", "utterances", "manifest"):
-            table.add_column(col)
-        for name, path in importers.known_datasets().items():
-            try:
-                count = str(len(manifest_mod.load(path).utterances))
-            except ManifestError as err:
-                count = f"unreadable: {err}"
-            table.add_row(name, count, str(path))
-    Console().print(table)
+    Console().print(render.listing(what))
     return EXIT_OK
 
 
@@ -359,15 +262,15 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
     try:
         run_id = args.run or store.latest_run()
         if run_id is None or not store.has_run(run_id):
-            say(console, f"svbench: {'no run ' + repr(run_id) if run_id else 'no runs'} in {store.path}", "red")
+            render.say(console, f"svbench: {'no run ' + repr(run_id) if run_id else 'no runs'} in {store.path}", "red")
             return EXIT_USAGE
         results = store.results(run_id)
         scores = store.frame("scores", run_id)
     finally:
         store.close()
     out = args.output or Path(args.workspace) / "runs" / run_id
-    for target, rows in export_tables(out, results, scores, engine.summarize(results, scores), args.format):
-        say(console, f"wrote {target} ({rows} rows)")
+    for target, rows in render.export_tables(out, results, scores, engine.summarize(results, scores), args.format):
+        render.say(console, f"wrote {target} ({rows} rows)")
     return EXIT_OK
 
 

@@ -109,7 +109,7 @@ def test_two_identical_runs_at_once_both_succeed_and_store_each_unit_once(libris
             "--metrics", "stoi", "--workspace", str(tmp_path / "ws"), "--workers", "1", "--json"]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outs, strict=True):
+    for proc, (_out, err) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, err
         assert "Traceback" not in err
     reports = [json.loads(out) for out, _ in outs]
