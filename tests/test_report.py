@@ -380,21 +380,6 @@ def test_figure_names_columns_without_values_instead_of_drawing_them_empty(store
     assert "no values in these runs: ViSQOL" in fig._suptitle.get_text()
 
 
-def test_tidy_values_read_again_on_the_main_snapshot_are_the_same(store):
-    """The path taken when a run wrote between the two connections' snapshots (values read again)."""
-    db = tidy.connect(store)
-    try:
-        db.execute("BEGIN")
-        units = tidy._read_units(db)
-        again = tidy._read_scores(db, units["n_scores"], None)
-    finally:
-        db.close()
-    frame = tidy.load(store)
-    scored = frame[frame.metric.notna()]
-    assert len(again["value"]) == len(scored)
-    assert np.array_equal(np.sort(again["value"]), np.sort(scored.value.to_numpy()), equal_nan=True)
-
-
 def test_a_key_no_run_stored_says_so_not_another_keys_reason(store, tmp_path):
     spec = _spec(tmp_path, '[[columns]]\nmetric = "f0rmse"\nkey = "f0rmse_octaves"\nname = "X"\n')
     res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +104,13 @@ def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
     ``measured_bps``, ``delay_ms`` and ``value`` are float64.
     """
     info = runs(store_path, run_ids)
-    # the values are read on a second connection meanwhile (SQLite works without Python's lock), checked
-    # against this connection's snapshot below and read again here if a run wrote in between
-    with ThreadPoolExecutor(1) as pool:
-        early = pool.submit(_read_values, store_path)
-        db = connect(store_path)
-        try:
-            db.execute("BEGIN")  # one read snapshot for every query below, even while a run is writing
-            units = _read_units(db)
-            scores = _read_scores(db, units["n_scores"], early)
-        finally:
-            db.close()
+    db = connect(store_path)
+    try:
+        db.execute("BEGIN")  # one read snapshot for every query below, even while a run is writing
+        units = _read_units(db)
+        scores = _read_scores(db, units["n_scores"])
+    finally:
+        db.close()
     run_codes, run_cats = units["run_id"]
     wanted = np.isin(run_codes, [run_cats.index(r) for r in info.run_id])
     keep = wanted[scores["unit"]]  # rows of the runs asked for
@@ -167,22 +162,7 @@ def _read_units(db: sqlite3.Connection) -> dict[str, Any]:
     return out
 
 
-def _read_values(store_path: Path, db: sqlite3.Connection | None = None) -> tuple[np.ndarray, int, int]:
-    """Every score value in table (rowid) order, and the count and sum of the rowids read."""
-    own = db is None
-    db = db or connect(store_path)
-    try:
-        if own:
-            db.execute("BEGIN")
-        rows = db.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
-        count, total = db.execute("SELECT count(*), ifnull(sum(rowid), 0) FROM scores").fetchone()
-    finally:
-        if own:
-            db.close()
-    return np.array([v for (v,) in rows], dtype="float64"), count, total  # None -> NaN
-
-
-def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray, early: Any = None) -> dict[str, Any]:
+def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]:
     """Every score row in primary-key order (so a unit's rows follow each other, units in the order of
     :func:`_read_units`): the unit's position, metric, key and reason as codes, and the value.
 
@@ -206,9 +186,8 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray, early: Any = None
     by_rowid = rid[order]
     rank = np.empty(n, dtype=np.intp)
     rank[order] = np.arange(n)  # key-order row -> its place in table order
-    values, count, total = early.result() if early is not None else (None, -1, -1)
-    if count != n or total != int(rid.sum()):  # not the rows of this snapshot
-        values, _, _ = _read_values(Path(), db)
+    rows = db.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
+    values = np.array([v for (v,) in rows], dtype="float64")  # None -> NaN
     out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": values[rank]}
     mk_codes, mk = _codes(mks.split(_ROW))
     pairs = [m.split(_SEP, 1) for m in mk]
