@@ -25,7 +25,7 @@ from svbench.adapters.svcodec import NeuralCodecAdapter
 from svbench.bitrate import Bitrate
 from svbench.cards import get_card
 from svbench.neural import data
-from svbench.neural.model import recipe_config
+from svbench.neural.config import recipe_config
 
 
 def best_of(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
@@ -71,18 +71,18 @@ def inference(codec: str, seconds: float, repeats: int) -> dict:
 def training(codec: str, recipe: str, steps: int) -> dict:
     from svbench.neural.train import Trainer
 
-    cfg = recipe_config(get_card("codecs", codec).data, recipe)
-    t = cfg["train"]
+    cfg = recipe_config(get_card("codecs", codec), recipe)
+    t = cfg.train
     out = Path(tempfile.mkdtemp(prefix="svbench-speed-"))
     try:
-        manifest = data.compose(list(t["train_data"]), out / "train.csv")
-        row: dict = {"codec": codec, "recipe": recipe, "batch_size": t["batch_size"], "segment_s": t["segment_s"],
-                     "threads": t["threads"]}
-        clips = data.load_clips(manifest, int(cfg["model"]["sample_rate"]))
+        manifest = data.compose(list(t.train_data), out / "train.csv")
+        row: dict = {"codec": codec, "recipe": recipe, "batch_size": t.batch_size, "segment_s": t.segment_s,
+                     "threads": t.threads}
+        clips = data.load_clips(manifest, cfg.model.sample_rate, held_out=t.held_out)
         for phase, adv_start in (("reconstruction", 10**9), ("adversarial", 0)):
-            cfg["train"]["adv_start"] = adv_start
-            trainer = Trainer(cfg, out / phase, manifest, None, progress=False, log=lambda m: None)
-            crops = data.Crops(clips, int(t["segment_s"] * trainer.model.sample_rate))
+            phase_cfg = cfg.with_options(train={"adv_start": adv_start})
+            trainer = Trainer(phase_cfg, out / phase, manifest, None, progress=False, log=lambda m: None)
+            crops = data.Crops(clips, int(t.segment_s * trainer.model.sample_rate))
             trainer.model.train()
             for _ in range(3):  # warm-up
                 trainer.train_step(crops)
@@ -91,8 +91,8 @@ def training(codec: str, recipe: str, steps: int) -> dict:
                 trainer.train_step(crops)
             rate = steps / (time.perf_counter() - t0)
             row[f"steps_per_s_{phase}"] = round(rate, 2)
-            row[f"audio_s_per_s_{phase}"] = round(rate * t["batch_size"] * t["segment_s"], 1)
-            row[f"examples_per_s_{phase}"] = round(rate * t["batch_size"], 1)
+            row[f"audio_s_per_s_{phase}"] = round(rate * t.batch_size * t.segment_s, 1)
+            row[f"examples_per_s_{phase}"] = round(rate * t.batch_size, 1)
         return row
     finally:
         shutil.rmtree(out, ignore_errors=True)

@@ -21,9 +21,10 @@ from svbench.adapters.base import CodecError  # noqa: E402
 from svbench.adapters.svcodec import SoundStreamCodec, SVCodec  # noqa: E402
 from svbench.bitrate import Bitrate  # noqa: E402
 from svbench.cards import Card  # noqa: E402
-from svbench.neural import bitstream, checkpoint  # noqa: E402
-from svbench.neural.model import NeuralCodec, StreamingDecoder, StreamingEncoder, recipe_config  # noqa: E402
 from svbench.dsp.postfilter import make_postfilter  # noqa: E402
+from svbench.neural import bitstream, checkpoint  # noqa: E402
+from svbench.neural.config import TrainConfig, recipe_config  # noqa: E402
+from svbench.neural.model import NeuralCodec, StreamingDecoder, StreamingEncoder  # noqa: E402
 from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ def adapter(tmp_path_factory: pytest.TempPathFactory) -> SVCodec:
     out = tmp_path_factory.mktemp("ckpt")
     cfg = recipe_config(card_for("svcodec", out, SMALL).data, "tiny")
     torch.manual_seed(0)
-    checkpoint.export(NeuralCodec(cfg["model"]).eval(), cfg, out, {"step": 0})
+    checkpoint.export(NeuralCodec(cfg.model).eval(), cfg, out, {"step": 0})
     return SVCodec(card_for("svcodec", out / "model.safetensors", SMALL))
 
 
@@ -193,7 +194,7 @@ def sf_adapter(tmp_path_factory: pytest.TempPathFactory) -> SVCodec:
     card.data["params"]["recipe"] = "tiny-sf"
     cfg = recipe_config(card.data, "tiny-sf")
     torch.manual_seed(0)
-    checkpoint.export(NeuralCodec(cfg["model"]).eval(), cfg, out, {"step": 0})
+    checkpoint.export(NeuralCodec(cfg.model).eval(), cfg, out, {"step": 0})
     card = card_for("svcodec", out / "model.safetensors", small)
     card.data["params"]["recipe"] = "tiny-sf"
     return SVCodec(card)
@@ -284,7 +285,7 @@ def test_adapter_bad_input(adapter: SVCodec) -> None:
 
 def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
     cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny")
-    checkpoint.export(NeuralCodec(cfg["model"]), cfg, tmp_path, {"step": 0})
+    checkpoint.export(NeuralCodec(cfg.model), cfg, tmp_path, {"step": 0})
     codec = SVCodec(card_for("svcodec", tmp_path / "model.safetensors", {"channels": 8, "dim": 16}))
     with pytest.raises(CodecError, match="another model config.*channels: checkpoint 4 vs card 8"):
         codec.encode(speechlike(800), Bitrate.parse("1k"))
@@ -296,12 +297,12 @@ def test_checkpoint_from_another_config_refused(tmp_path: Path) -> None:
 
 def test_checkpoint_older_than_an_option_takes_its_default(tmp_path: Path) -> None:
     # A checkpoint written before a model option existed has no value for it; it was built with the default.
-    cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny")
+    cfg = recipe_config(card_for("svcodec", tmp_path, SMALL).data, "tiny").to_dict()  # as stored
     del cfg["model"]["activation"]
     checkpoint.export(NeuralCodec(cfg["model"]), cfg, tmp_path, {"step": 0})
     old = cfg["model"] | {"activation": "elu"}
     model_, _ = checkpoint.load_export(tmp_path, want_model=old)
-    assert model_.cfg["activation"] == "elu"
+    assert model_.config.activation == "elu"
     with pytest.raises(checkpoint.CheckpointError, match="activation: checkpoint 'elu' vs card 'leaky_relu'"):
         checkpoint.load_export(tmp_path, want_model=old | {"activation": "leaky_relu"})
 
@@ -344,7 +345,7 @@ def test_rvq_codebook_use(kind: str) -> None:
         first_err = first_err or err.item()
         if opt:
             opt.zero_grad()
-            (err + losses["commit"] + losses["codebook"] + 0.1 * losses["usage"]).backward()
+            (err + losses["commit"] + losses["vq"] + 0.1 * losses["code_entropy"]).backward()
             opt.step()
         if step % 20 == 0:
             rvq.reseed_dead(0.05, gen)
@@ -367,24 +368,24 @@ def test_rvq_picks_the_same_codes_under_bf16_autocast() -> None:
     assert torch.equal(codes_amp, codes) and zq_amp.dtype == torch.float32
 
 
-def test_usage_loss_measures_and_raises_codebook_use() -> None:
-    """The codebook loss is 1 - H(average soft assignment) / log K: near 1 when every vector sits on one code,
-    near 0 when each code is hit once (a uniform average); its gradient alone, on the encoder's output (the
-    input here), spreads the vectors over more codes. EMA codebooks (svcodec's), whose codes are latent
-    vectors themselves, so "sits on a code" is exact."""
+def test_code_entropy_loss_measures_and_raises_codebook_use() -> None:
+    """The code-entropy loss (SVCODEC's codebook loss) is 1 - H(average soft assignment) / log K: near 1 when
+    every vector sits on one code, near 0 when each code is hit once (a uniform average); its gradient alone,
+    on the encoder's output (the input here), spreads the vectors over more codes. EMA codebooks (svcodec's),
+    whose codes are latent vectors themselves, so "sits on a code" is exact."""
     torch.manual_seed(0)
     size, dim = 64, 16
     stage = RVQ(dim, 1, size, "ema", temperature=0.1).stages[0].eval()
     codes = stage.lookup(torch.arange(size)).detach()
     one = torch.ones(size)
-    assert stage(codes[:1].repeat(size, 1), one, 0.1)[2]["usage"] > 0.8
-    assert stage(codes, one, 0.1)[2]["usage"] < 0.1
+    assert stage(codes[:1].repeat(size, 1), one, 0.1)[2]["code_entropy"] > 0.8
+    assert stage(codes, one, 0.1)[2]["code_entropy"] < 0.1
     z = (codes[:2].repeat(size // 2, 1) + 0.01 * torch.randn(size, dim)).requires_grad_()
     before = len(torch.unique(stage.nearest(z)))
     opt = torch.optim.SGD([z], lr=1.0)
     for _ in range(50):
         opt.zero_grad()
-        stage(z, one, 0.1)[2]["usage"].backward()
+        stage(z, one, 0.1)[2]["code_entropy"].backward()
         opt.step()
     assert before <= 2 and len(torch.unique(stage.nearest(z))) > 8
 
@@ -394,7 +395,7 @@ def _export_card_model(folder: Path, codec: str = "svcodec") -> None:
     card = tomllib.loads((ROOT / "codecs" / f"{codec}.toml").read_text())
     cfg = recipe_config(card, card["params"]["recipe"])
     torch.manual_seed(0)
-    checkpoint.export(NeuralCodec(cfg["model"]), cfg, folder, {"step": 0})
+    checkpoint.export(NeuralCodec(cfg.model), cfg, folder, {"step": 0})
 
 
 def test_run_uses_the_built_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,10 +457,10 @@ def test_shipped_checkpoint_matches_its_card(codec: str) -> None:
     size = sum(p.stat().st_size for p in folder.parent.rglob("*") if p.is_file())
     assert size < 10_000_000
     card = tomllib.loads((ROOT / "codecs" / f"{codec}.toml").read_text())
-    cfg = recipe_config(card, "tiny")
-    model, got = checkpoint.load_export(folder, cfg["model"])
+    recipe = recipe_config(card, "tiny")
+    model, got = checkpoint.load_export(folder, recipe.model)
     info = json.loads((folder / "config.json").read_text())
-    from svbench.neural.train import TRAIN_DEFAULTS
+    cfg, got, TRAIN_DEFAULTS = recipe.to_dict(), got.to_dict(), TrainConfig().to_dict()  # the stored forms
 
     want = {**TRAIN_DEFAULTS, **cfg["train"]}
     # an option added after the checkpoint was made had its default's behaviour then

@@ -16,8 +16,8 @@ pytest.importorskip("tensorboard")
 
 from svbench.cards import get_card  # noqa: E402
 from svbench.neural import checkpoint  # noqa: E402
+from svbench.neural.config import ModelConfig, RecipeConfig, recipe_config  # noqa: E402
 from svbench.neural.data import Crops, refuse_held_out  # noqa: E402
-from svbench.neural.model import MODEL_DEFAULTS, recipe_config  # noqa: E402
 from svbench.neural.train import Trainer  # noqa: E402
 
 
@@ -43,13 +43,11 @@ def manifests(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "train.csv", root / "valid.csv"
 
 
-def smoke_config(codec: str = "svcodec", **train: object) -> dict:
+def smoke_config(codec: str = "svcodec", **train: object) -> RecipeConfig:
     cfg = recipe_config(get_card("codecs", codec).data, "tiny")
-    cfg["model"].update(channels=4, dim=16, head_channels=16)
     base = dict(batch_size=4, segment_s=0.4, lr=3e-3, steps=40, adv_start=30, disc_channels=4, log_every=5,
                 valid_every=40, ckpt_every=20, valid_n_q=[8], reseed_every=10, threads=1)
-    cfg["train"].update({**base, **train})
-    return cfg
+    return cfg.with_options(model=dict(channels=4, dim=16, head_channels=16), train={**base, **train})
 
 
 @pytest.mark.parametrize("codec", ["svcodec", "soundstream"])
@@ -135,12 +133,11 @@ def test_resume_from_a_state_older_than_a_model_option(manifests: tuple[Path, Pa
     train, _ = manifests
     Trainer(smoke_config(steps=1), tmp_path, train, None, progress=False, log=lambda m: None).run()
     state = checkpoint.load_state(tmp_path / "last.pt")
-    assert state["config"]["model"]["code_dim"] == MODEL_DEFAULTS["code_dim"]
+    assert state["config"]["model"]["code_dim"] == ModelConfig().code_dim
     del state["config"]["model"]["code_dim"]  # as if written before the option was added
     checkpoint.save_state(tmp_path / "last.pt", state)
     assert Trainer(smoke_config(steps=2), tmp_path, train, None, progress=False).step == 1
-    cfg = smoke_config(steps=2)
-    cfg["model"]["code_dim"] = MODEL_DEFAULTS["code_dim"] * 2
+    cfg = smoke_config(steps=2).with_options(model={"code_dim": ModelConfig().code_dim * 2})
     with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
         Trainer(cfg, tmp_path, train, None, progress=False)
 
@@ -171,7 +168,7 @@ def test_held_out_set_refused(tmp_path: Path) -> None:
     sf.write(tmp_path / "svcodec-demo" / "a.wav", _clip(0, 0.5, 8000), 8000)
     (tmp_path / "m.csv").write_text("id,path\na,svcodec-demo/a.wav\n")
     with pytest.raises(ValueError, match="held-out"):
-        refuse_held_out(tmp_path / "m.csv")
+        refuse_held_out(tmp_path / "m.csv", recipe_config(get_card("codecs", "svcodec"), "tiny").train.held_out)
 
 
 def test_validation_on_training_audio_refused(manifests: tuple[Path, Path], tmp_path: Path) -> None:
@@ -187,7 +184,7 @@ def test_validation_on_training_audio_refused(manifests: tuple[Path, Path], tmp_
     assert not (tmp_path / "run" / "last.pt").exists()
     for codec in ("svcodec", "soundstream"):  # the cards' own corpora: training and validation speakers apart
         for recipe in ("tiny", "paper"):
-            t = recipe_config(get_card("codecs", codec).data, recipe)["train"]
+            t = recipe_config(get_card("codecs", codec).data, recipe).to_dict()["train"]
             valid_corpus, _, valid_sub = t["valid_data"].partition("/")
             for src in t["train_data"]:
                 corpus, _, sub = src.partition("/")
@@ -220,9 +217,9 @@ def test_build_overrides_change_one_option_and_refuse_unknown_keys() -> None:
     from svbench.neural.build import apply_overrides, build
 
     cfg = recipe_config(get_card("codecs", "svcodec").data, "tiny")
-    before = json.loads(json.dumps(cfg))
+    before = cfg.to_dict()
     out = apply_overrides(cfg, ["train.lr_decay=0.99985", "model.strides=[2, 80]", "train.recon=mel",
-                                "train.reseed_threshold = 0.1"])
+                                "train.reseed_threshold = 0.1"]).to_dict()
     assert out["train"]["lr_decay"] == 0.99985 and out["model"]["strides"] == [2, 80]
     assert out["train"]["recon"] == "mel" and out["train"]["reseed_threshold"] == 0.1
     # every other option is the recipe's own

@@ -87,7 +87,7 @@ def main() -> None:
                 inputs = [model.decoder_inputs(model.encode_audio(x, n_q)) for x in clips]  # latents, f0
                 network = [model.decoder(z, *cond)[0, 0].numpy() for z, cond in inputs]
                 paths = {}
-                if model.cfg["shortcut"]:  # the deep path takes the f0 of a source-filter model, the linear not
+                if model.config.shortcut:  # the deep path takes the f0 of a source-filter model, the linear not
                     paths["deep"] = [model.decoder.deep(z, *cond)[0, 0].numpy() for z, cond in inputs]
                     paths["linear"] = [model.decoder.linear(z)[0, 0].numpy() for z, _ in inputs]
             rows.append(score(f"{name} network output", label, network, clips, f0s))

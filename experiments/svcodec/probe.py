@@ -22,7 +22,7 @@ import torch
 
 from svbench.cards import get_card
 from svbench.neural import data
-from svbench.neural.model import recipe_config
+from svbench.neural.config import recipe_config
 from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform
 
 
@@ -54,32 +54,32 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = recipe_config(get_card("codecs", args.codec).data, "tiny")
-    m, t = cfg["model"], cfg["train"]
+    cfg = recipe_config(get_card("codecs", args.codec), "tiny")
+    m, t = cfg.model, cfg.train
     work = Path(tempfile.mkdtemp(prefix="svbench-probe-"))
-    clips = data.load_clips(data.compose(list(t["train_data"]), work / "train.csv"), m["sample_rate"])
-    valid_manifest = data.compose([t["valid_data"]], work / "valid.csv", per_speaker=t["valid_per_speaker"],
-                                  limit=t["valid_clips"])  # the clips the build step validates on
-    valid = data.load_clips(valid_manifest, m["sample_rate"], t["valid_seconds"])
-    hop = int(np.prod(m["strides"]))
-    n = int(t["valid_seconds"] * m["sample_rate"]) // hop * hop
+    clips = data.load_clips(data.compose(list(t.train_data), work / "train.csv"), m.sample_rate, held_out=t.held_out)
+    valid_manifest = data.compose([t.valid_data], work / "valid.csv", per_speaker=t.valid_per_speaker,
+                                  limit=t.valid_clips)  # the clips the build step validates on
+    valid = data.load_clips(valid_manifest, m.sample_rate, t.valid_seconds, held_out=t.held_out)
+    hop = m.hop
+    n = int(t.valid_seconds * m.sample_rate) // hop * hop
     held = torch.from_numpy(np.stack([c[:n] for c in valid if len(c) >= n]))[:, None]
-    crops = data.Crops(clips, int(t["segment_s"] * m["sample_rate"]) // hop * hop)
+    crops = data.Crops(clips, int(t.segment_s * m.sample_rate) // hop * hop)
 
     def deep() -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(0)
-        return (encoder(m["channels"], m["dim"], m["strides"], m["dilations"], m["activation"]),
-                decoder(m["channels"], m["dim"], m["strides"], m["dilations"], m["up_overlap"], m["activation"]))
+        return (encoder(m.channels, m.dim, m.strides, m.dilations, m.activation),
+                decoder(m.channels, m.dim, m.strides, m.dilations, m.up_overlap, m.activation))
 
     def linear() -> tuple[torch.nn.Module, torch.nn.Module]:
         torch.manual_seed(0)
-        return frame_transform(m["dim"], hop)
+        return frame_transform(m.dim, hop)
 
-    print(f"{args.steps} steps of batch 8 x {t['segment_s']} s, time-domain L1, no quantizer, lr {t['lr']}")
-    train("deep conv stack", *deep(), crops, held, args.steps, t["lr"])
-    train("linear frame transform", *linear(), crops, held, args.steps, t["lr"])
+    print(f"{args.steps} steps of batch 8 x {t.segment_s} s, time-domain L1, no quantizer, lr {t.lr}")
+    train("deep conv stack", *deep(), crops, held, args.steps, t.lr)
+    train("linear frame transform", *linear(), crops, held, args.steps, t.lr)
     (de, dd), (le, ld) = deep(), linear()
-    train("deep + linear (shortcut)", Shortcut(de, le), Shortcut(dd, ld), crops, held, args.steps, t["lr"])
+    train("deep + linear (shortcut)", Shortcut(de, le), Shortcut(dd, ld), crops, held, args.steps, t.lr)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,11 @@ class NeuralCodecAdapter(CardCodec):
         self._model_id = 0
 
     # ------------------------------------------------------------ checkpoint
-    def _want_model(self) -> dict[str, Any]:
-        from svbench.neural.model import recipe_config
+    def _want_model(self) -> Any:
+        """The ModelConfig of the card's recipe."""
+        from svbench.neural.config import recipe_config
 
-        return recipe_config(self.card.data, self.recipe)["model"]
+        return recipe_config(self.card, self.recipe).model
 
     def checkpoint_path(self) -> Path | None:
         from svbench.neural import checkpoint
@@ -98,11 +99,11 @@ class NeuralCodecAdapter(CardCodec):
                         f"(`svbench build {self.name} --recipe {self.recipe}`), output in {folder}")
                     path = build(self.name, self.recipe, out=folder, log=log)
         try:
-            model, cfg = checkpoint.load_export(path, self._want_model())
+            model, config = checkpoint.load_export(path, self._want_model())
         except checkpoint.CheckpointError as err:
             raise CodecError(str(err)) from None
-        self._model, self._model_id = model, int(cfg_hash(cfg["model"])[:8], 16)
-        self.config = cfg
+        self._model, self._model_id = model, int(model.model_hash[:8], 16)
+        self.config = config
         return model
 
     @property
@@ -112,11 +113,9 @@ class NeuralCodecAdapter(CardCodec):
     # ------------------------------------------------------------ codec
     def bitrates(self) -> list[Bitrate]:
         """1..n_q quantizers of the recipe's model, plus its f0 field if it sends one (so a recipe with f0
-        lists 1k..4.5k where the card's list is 0.5k..4k)."""
-        from svbench.neural.model import bitrate_bps
-
+        lists 1k..4.5k where one without lists 0.5k..4k)."""
         m = self._want_model()
-        return [Bitrate.parse(round(bitrate_bps(m, n))) for n in range(1, m["n_q"] + 1)]
+        return [Bitrate.parse(round(m.bitrate_bps(n))) for n in range(1, m.n_q + 1)]
 
     def unsupported_reason(self, bitrate: Bitrate) -> str | None:
         modes = self.bitrates()
@@ -194,12 +193,6 @@ class NeuralCodecAdapter(CardCodec):
         from svbench.neural.model import StreamingDecoder
 
         return StreamingDecoder(self.model, self._postfilter())
-
-
-def cfg_hash(cfg: dict[str, Any]) -> str:
-    from svbench.neural.model import config_hash
-
-    return config_hash(cfg)
 
 
 class SVCodec(NeuralCodecAdapter):

@@ -8,33 +8,34 @@ from typing import Any
 
 from svbench.cards import get_card
 from svbench.neural import checkpoint, data
-from svbench.neural.model import recipe_config
+from svbench.neural.config import RENAMED, ModelConfig, RecipeConfig, TrainConfig, recipe_config
 
 
-def apply_overrides(cfg: dict[str, Any], items: list[str]) -> dict[str, Any]:
+def apply_overrides(config: RecipeConfig, items: list[str]) -> RecipeConfig:
     """``section.key=value`` items (section ``model`` or ``train``, value in TOML syntax, a bare word taken
     as a string) applied to a recipe's configuration; a key the configuration does not know is refused."""
-    from svbench.neural.train import TRAIN_DEFAULTS
-
-    current = {"model": cfg["model"], "train": {**TRAIN_DEFAULTS, **cfg["train"]}}  # what each option is now
+    sections: dict[str, Any] = {"model": (config.model, ModelConfig), "train": (config.train, TrainConfig)}
+    changes: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
     for item in items:
         name, eq, text = item.partition("=")
         section, _, key = name.strip().partition(".")
-        if not eq or section not in current or not key:
+        if not eq or section not in sections or not key:
             raise ValueError(f"--set {item!r}: expected model.KEY=VALUE or train.KEY=VALUE")
-        if key not in current[section]:
+        now, cls = sections[section]
+        key = RENAMED.get(key, key)
+        if key not in cls.options():
             raise ValueError(f"--set {item!r}: {section} has no option {key!r} "
-                             f"(options: {', '.join(sorted(current[section]))})")
+                             f"(options: {', '.join(sorted(cls.options()))})")
         try:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
-        old = current[section][key]
+        old = getattr(now, key)
         if isinstance(value, str) and old is not None and not isinstance(old, str):
             raise ValueError(f"--set {item!r}: {key} takes a {type(old).__name__} ({old!r} now), "
                              f"and {text.strip()!r} is not a TOML value")
-        cfg[section][key] = value
-    return cfg
+        changes[section][key] = value
+    return config.with_options(changes["model"], changes["train"], where=f"--set {' '.join(items)}: ")
 
 
 def build(codec: str, recipe: str | None = None, train_manifest: str | Path | None = None,
@@ -46,30 +47,30 @@ def build(codec: str, recipe: str | None = None, train_manifest: str | Path | No
 
     card = get_card("codecs", codec)
     recipe = recipe or card.params.get("recipe", "tiny")
-    cfg = recipe_config(card.data, recipe)
+    config = recipe_config(card, recipe)
     if overrides:
         if out is None:
             raise ValueError("--set changes the recipe, so give --out: the recipe's own folder holds the "
                              "checkpoint that `svbench run` uses")
-        cfg = apply_overrides(cfg, overrides)
+        config = apply_overrides(config, overrides)
     if steps is not None:
-        cfg["train"]["steps"] = int(steps)
+        config = config.with_options(train={"steps": int(steps)})
     target = Path(out) if out else checkpoint.default_dir(codec, recipe)
     target.mkdir(parents=True, exist_ok=True)
-    t = cfg["train"]
+    t = config.train
     if train_manifest is None:
-        train_manifest = data.compose(list(t["train_data"]), target / "train_manifest.csv")
-    if valid_manifest is None and t.get("valid_data"):
-        valid_manifest = data.compose([t["valid_data"]], target / "valid_manifest.csv",
-                                      per_speaker=t.get("valid_per_speaker"), limit=t.get("valid_clips"))
+        train_manifest = data.compose(list(t.train_data), target / "train_manifest.csv")
+    if valid_manifest is None and t.valid_data:
+        valid_manifest = data.compose([t.valid_data], target / "valid_manifest.csv",
+                                      per_speaker=t.valid_per_speaker, limit=t.valid_clips)
     for m in (train_manifest, valid_manifest):
         if m is not None:
-            data.refuse_held_out(Path(m))
+            data.refuse_held_out(Path(m), t.held_out)
     if valid_manifest is not None:
         data.refuse_overlap(Path(train_manifest), Path(valid_manifest))
     changed = f", with {', '.join(overrides)}" if overrides else ""
-    log(f"building {codec} (recipe {recipe}{changed}, {t['steps']} steps) into {target}; "
+    log(f"building {codec} (recipe {recipe}{changed}, {t.steps} steps) into {target}; "
         f"train: {train_manifest}; validation: {valid_manifest}")
-    trainer = Trainer(cfg, target, Path(train_manifest), Path(valid_manifest) if valid_manifest else None,
+    trainer = Trainer(config, target, Path(train_manifest), Path(valid_manifest) if valid_manifest else None,
                       log=log, progress=progress)
     return trainer.run()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from svbench.neural.model import MODEL_DEFAULTS, NeuralCodec, config_hash, merge
+from svbench.neural.config import ConfigError, ModelConfig, RecipeConfig, config_hash
+from svbench.neural.model import NeuralCodec
 
 TRAINING_ONLY = ("ema_sum", "ema_count", "usage")  # buffers the decoder never needs
 SHIPPED = Path(__file__).resolve().parent / "checkpoints"
@@ -46,9 +48,12 @@ def load_state(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def export(model: NeuralCodec, cfg: dict[str, Any], out: Path, info: dict[str, Any]) -> Path:
+def export(model: NeuralCodec, config: RecipeConfig | Mapping[str, Any], out: Path, info: dict[str, Any]) -> Path:
+    """Write the generator's weights with its configuration (a RecipeConfig, or a stored configuration's dict,
+    written as given) into ``out``."""
     from safetensors.torch import save_file
 
+    cfg = config.to_dict() if isinstance(config, RecipeConfig) else dict(config)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
                if not k.endswith(TRAINING_ONLY)}
@@ -60,8 +65,11 @@ def export(model: NeuralCodec, cfg: dict[str, Any], out: Path, info: dict[str, A
     return out / "model.safetensors"
 
 
-def load_export(path: Path, want_model: dict[str, Any] | None = None) -> tuple[NeuralCodec, dict[str, Any]]:
-    """Load an exported model; with ``want_model``, refuse one whose architecture differs (saying how)."""
+def load_export(path: Path, want_model: ModelConfig | Mapping[str, Any] | None = None
+                ) -> tuple[NeuralCodec, RecipeConfig]:
+    """Load an exported model and its configuration; with ``want_model``, refuse one whose architecture
+    differs (saying how). An option newer than the checkpoint takes its default; the model keeps the model
+    hash it was exported with (its bitstreams' model id)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -77,18 +85,24 @@ def load_export(path: Path, want_model: dict[str, Any] | None = None) -> tuple[N
     cfg = json.loads(meta["config"])
     if config_hash(cfg) != meta.get("config_hash"):
         raise CheckpointError(f"{path}: config hash mismatch (the file was edited or damaged)")
-    # an option newer than the checkpoint is absent from its config and takes its default, as in NeuralCodec
-    have = merge(MODEL_DEFAULTS, cfg["model"])
-    want = merge(MODEL_DEFAULTS, want_model) if want_model is not None else have
-    if config_hash(want) != config_hash(have):
-        diffs = [f"{k}: checkpoint {have.get(k)!r} vs card {want.get(k)!r}"
-                 for k in sorted(set(want) | set(have)) if want.get(k) != have.get(k)]
+    try:
+        config = RecipeConfig.from_dict(cfg, f"{path}: ")
+        want = (want_model if isinstance(want_model, ModelConfig) or want_model is None
+                else ModelConfig.from_dict(want_model, "the card's model: "))
+    except ConfigError as err:
+        raise CheckpointError(str(err)) from None
+    have = config.model.to_dict()
+    if want is not None and config_hash(want.to_dict()) != config_hash(have):
+        wanted = want.to_dict()
+        diffs = [f"{k}: checkpoint {have.get(k)!r} vs card {wanted.get(k)!r}"
+                 for k in sorted(set(wanted) | set(have)) if wanted.get(k) != have.get(k)]
         raise CheckpointError(f"{path}: checkpoint was trained with another model config "
                               f"(recipe {cfg.get('recipe')!r}); differs in {'; '.join(diffs)}")
-    model = NeuralCodec(cfg["model"])
+    model = NeuralCodec(config.model)
+    model.model_hash = config_hash(cfg["model"])
     missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
     missing = [k for k in missing if not k.endswith(TRAINING_ONLY)]
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not fit the model "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval(), cfg
+    return model.eval(), config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,6 @@ import pandas as pd
 
 from svbench import audio
 from svbench import manifest as manifest_mod
-
-HELD_OUT = "svcodec-demo"  # the paper's demo clips: evaluation only, never training or validation
 
 
 def speech_root() -> Path:
@@ -64,12 +63,15 @@ def manifest_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def refuse_held_out(path: Path) -> None:
+def refuse_held_out(path: Path, held_out: Sequence[str]) -> None:
+    """Refuse a manifest that lies in, or lists files of, a folder named in ``held_out`` (evaluation-only
+    folders, the card's ``[train] held_out``)."""
     m = manifest_mod.load(path)
-    bad = [u.path for u in m.utterances if HELD_OUT in str(u.path)] + ([m.path] if HELD_OUT in str(m.path) else [])
-    if bad:
-        raise ValueError(f"{path}: lists files of the held-out set {HELD_OUT!r} ({bad[0]}); it is for evaluation "
-                         "only and must never be used to train or validate a model")
+    for name in held_out:
+        bad = [u.path for u in m.utterances if name in str(u.path)] + ([m.path] if name in str(m.path) else [])
+        if bad:
+            raise ValueError(f"{path}: lists files of the held-out set {name!r} ({bad[0]}); it is for evaluation "
+                             "only and must never be used to train or validate a model")
 
 
 def refuse_overlap(train: Path, valid: Path) -> None:
@@ -81,9 +83,11 @@ def refuse_overlap(train: Path, valid: Path) -> None:
                          f"(first: {both[0]}); validate on audio the model never trains on")
 
 
-def load_clips(path: Path, sr: int, max_seconds: float | None = None) -> list[np.ndarray]:
-    """Every utterance of a manifest as float32 mono at ``sr`` (unreadable or silent files are skipped)."""
-    refuse_held_out(path)
+def load_clips(path: Path, sr: int, max_seconds: float | None = None, *,
+               held_out: Sequence[str]) -> list[np.ndarray]:
+    """Every utterance of a manifest as float32 mono at ``sr`` (unreadable or silent files are skipped); a
+    manifest of the ``held_out`` folders is refused."""
+    refuse_held_out(path, held_out)
     clips = []
     for utt in manifest_mod.load(path).utterances:
         try:

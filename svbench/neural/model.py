@@ -1,110 +1,43 @@
-"""The codec model (encoder -> RVQ -> decoder), its recipe configuration, and streaming wrappers."""
+"""The codec model (encoder -> RVQ -> decoder) and its streaming wrappers."""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
 from svbench.dsp.pitch import PitchCoder
+from svbench.neural.config import ModelConfig
+from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
 from svbench.neural.quantizer import RVQ
-
-MODEL_DEFAULTS: dict[str, Any] = {
-    "sample_rate": 8000,
-    "channels": 16,
-    "dim": 64,
-    "strides": [2, 4, 5, 4],  # 160 samples per frame: 50 frames/s at 8 kHz
-    "dilations": [1, 3, 9],
-    "n_q": 8,
-    "codebook_size": 1024,
-    "codebook": "factorized",  # factorized (codes learned by gradient) | ema (k-means; SoundStream's, svcodec's card)
-    "code_dim": 8,  # factorized only
-    "temperature": 1.0,  # of the codebook loss's soft assignment, relative to the mean code distance
-    "up_overlap": False,  # decoder upsampling: kernel 2 x stride (overlapping frames) instead of kernel = stride
-    "shortcut": False,  # add a linear frame-transform path beside the encoder and the decoder
-    "activation": "elu",  # elu (SEANet) | leaky_relu (slope 0.1, HiFi-GAN; no exp, faster on CPU)
-    "head": "wave",  # wave (SEANet decoder up to the sample rate) | istft (low-rate decoder + inverse-STFT head)
-    "istft_fft": 160,  # istft head: FFT size and hop, in samples
-    "istft_hop": 40,
-    "head_channels": 128,  # istft decoder width at the frame rate (halved after its upsampling)
-    "front": "wave",  # wave (SEANet encoder from the sample rate) | stft (STFT frames, istft_fft/istft_hop)
-    "f0_bits": 0,  # > 0: send each frame's f0 in this many bits, and decode through a source-filter head (istft)
-}
-
-
-def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
-
-
-def config_hash(cfg: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
-
-
-def recipe_config(card_data: dict[str, Any], recipe: str) -> dict[str, Any]:
-    """The full configuration of a recipe: card ``[model]``/``[train]`` defaults, then the recipe's overrides
-    (a recipe may name a ``base`` recipe it extends)."""
-    recipes = card_data.get("recipes", {})
-    if recipe not in recipes:
-        raise KeyError(f"codec {card_data.get('name')!r} has no recipe {recipe!r} (recipes: {', '.join(recipes)})")
-    chain, name = [], recipe
-    while name:
-        chain.append(recipes[name])
-        name = recipes[name].get("base")
-    cfg = {"codec": card_data.get("name"), "recipe": recipe,
-           "model": merge(MODEL_DEFAULTS, card_data.get("model", {})), "train": dict(card_data.get("train", {}))}
-    for layer in reversed(chain):
-        cfg["model"] = merge(cfg["model"], layer.get("model", {}))
-        cfg["train"] = merge(cfg["train"], layer.get("train", {}))
-    return cfg
-
-
-def bitrate_bps(cfg: dict[str, Any], n_q: int) -> float:
-    """Bit/s of a model (its config) with n_q quantizers: n_q codes and the f0 field (if any) per frame."""
-    cfg = merge(MODEL_DEFAULTS, cfg)
-    frame_rate = cfg["sample_rate"] / math.prod(cfg["strides"])
-    return (n_q * math.log2(cfg["codebook_size"]) + cfg["f0_bits"]) * frame_rate
 
 
 class NeuralCodec(nn.Module):
-    def __init__(self, cfg: dict[str, Any]):
+    def __init__(self, config: ModelConfig | Mapping[str, Any]):
+        """``config``: a ModelConfig, or a mapping of options over the defaults (what a card's [model] gives)."""
         super().__init__()
-        cfg = merge(MODEL_DEFAULTS, cfg)
-        self.cfg = cfg
-        self.sample_rate = int(cfg["sample_rate"])
-        self.hop = int(math.prod(cfg["strides"]))
-        self.n_q = int(cfg["n_q"])
-        self.bits_per_code = int(math.log2(cfg["codebook_size"]))
-        for key, kinds in (("front", ("wave", "stft")), ("head", ("wave", "istft"))):
-            if cfg[key] not in kinds:
-                raise ValueError(f"unknown model option {key} = {cfg[key]!r} ({' | '.join(kinds)})")
-        enc = (stft_encoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
-                            cfg["istft_hop"], cfg["activation"]) if cfg["front"] == "stft" else
-               encoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["activation"]))
-        self.quantizer = RVQ(cfg["dim"], self.n_q, cfg["codebook_size"], cfg["codebook"], cfg["code_dim"],
-                             cfg["temperature"])
-        self.f0_bits = int(cfg["f0_bits"])
+        c = config if isinstance(config, ModelConfig) else ModelConfig.from_dict(config)
+        self.config = c
+        self.model_hash = c.hash()  # a loaded checkpoint keeps the hash it was exported with (checkpoint.load_export)
+        self.sample_rate, self.hop, self.n_q = c.sample_rate, c.hop, c.n_q
+        self.bits_per_code = int(math.log2(c.codebook_size))
+        enc = (stft_encoder(c.head_channels, c.dim, self.hop, c.dilations, c.istft_fft, c.istft_hop, c.activation)
+               if c.front == "stft" else encoder(c.channels, c.dim, c.strides, c.dilations, c.activation))
+        self.quantizer = RVQ(c.dim, self.n_q, c.codebook_size, c.codebook, c.code_dim, c.temperature)
+        self.f0_bits = c.f0_bits
         self.pitch = PitchCoder(self.sample_rate, self.hop, self.f0_bits) if self.f0_bits else None
-        if self.f0_bits and cfg["head"] != "istft":
-            raise ValueError("model option f0_bits needs head = 'istft' (the source-filter head is an iSTFT head)")
-        dec = (istft_decoder(cfg["head_channels"], cfg["dim"], self.hop, cfg["dilations"], cfg["istft_fft"],
-                             cfg["istft_hop"], cfg["activation"], self.sample_rate if self.f0_bits else 0)
-               if cfg["head"] == "istft" else
-               decoder(cfg["channels"], cfg["dim"], cfg["strides"], cfg["dilations"], cfg["up_overlap"],
-                       cfg["activation"]))
+        dec = (istft_decoder(c.head_channels, c.dim, self.hop, c.dilations, c.istft_fft, c.istft_hop, c.activation,
+                             self.sample_rate if self.f0_bits else 0)
+               if c.head == "istft" else
+               decoder(c.channels, c.dim, c.strides, c.dilations, c.up_overlap, c.activation))
         self.encoder: nn.Module = enc
         self.decoder: nn.Module = dec
-        if cfg["shortcut"]:
-            analysis, synthesis = frame_transform(cfg["dim"], self.hop)
+        if c.shortcut:
+            analysis, synthesis = frame_transform(c.dim, self.hop)
             self.encoder, self.decoder = Shortcut(enc, analysis), Shortcut(dec, synthesis)
 
     @property
@@ -112,7 +45,7 @@ class NeuralCodec(nn.Module):
         return self.sample_rate / self.hop
 
     def kbps(self, n_q: int) -> float:
-        return bitrate_bps(self.cfg, n_q) / 1000
+        return self.config.bitrate_bps(n_q) / 1000
 
     def f0_hz(self, x: torch.Tensor) -> torch.Tensor:
         """The f0 the encoder sends, as the decoder reads it: x (B, 1, T) -> (B, T // hop) Hz, 0 unvoiced."""

@@ -2,14 +2,15 @@
 
 Two codebook kinds:
 - ``factorized``: each stage projects the residual to a small space, L2-normalises it, and looks up the
-  nearest code by cosine; codebooks learn by gradient (codebook + commitment loss, straight-through).
+  nearest code by cosine; codebooks learn by gradient (VQ-VAE's codebook term ``vq`` and the commitment
+  loss ``commit``, straight-through).
 - ``ema`` (SoundStream, and svcodec's cards): codebooks in the latent space updated by exponential moving
   averages (online k-means), commitment loss only.
-Both kinds re-seed dead codes from recent residuals. Both can return a usage loss, SVCODEC's codebook loss:
-one minus the normalised entropy of the batch-average soft assignment softmax(-d / (T * mean d)), where d
-are the squared distances to the codes; scaling by the mean distance makes the temperature T mean the same
-in any latent scale. Its gradient moves the encoder's outputs (and, for ``factorized``, the codes) so that
-more codes are used.
+Both kinds re-seed dead codes from recent residuals. Both can return the code-entropy loss ``code_entropy``
+(SVCODEC's codebook loss): one minus the normalised entropy of the batch-average soft assignment
+softmax(-d / (T * mean d)), where d are the squared distances to the codes; scaling by the mean distance
+makes the temperature T mean the same in any latent scale. Its gradient moves the encoder's outputs (and,
+for ``factorized``, the codes) so that more codes are used.
 """
 
 from __future__ import annotations
@@ -54,9 +55,9 @@ class Stage(nn.Module):
         dist = z.pow(2).sum(-1, keepdim=True) - 2 * z @ cb.t() + cb.pow(2).sum(-1)[None]
         return dist.argmin(-1)
 
-    def forward(self, r: torch.Tensor, weight: torch.Tensor, temperature: float, usage: bool = True) -> tuple:
+    def forward(self, r: torch.Tensor, weight: torch.Tensor, temperature: float, code_entropy: bool = True) -> tuple:
         """r: (N, dim) residual; weight: (N,) 1 where this stage is in use. Returns (q, codes, losses);
-        the usage loss only with ``usage``."""
+        the code-entropy loss only with ``code_entropy``."""
         z, cb = self._space(r)
         if self.kind == "ema" and self.training:
             cb = cb.clone()  # the EMA update below changes the buffer before backward needs it
@@ -66,13 +67,13 @@ class Stage(nn.Module):
         denom = weight.sum().clamp(min=1.0)
         w = weight[:, None]
         losses = {"commit": ((z - zq.detach()).pow(2) * w).sum() / denom / z.shape[-1]}
-        if usage:
+        if code_entropy:
             scale = temperature * dist.detach().mean().clamp(min=1e-8)
             probs = (F.softmax(-dist / scale, dim=-1) * w).sum(0) / denom
             entropy = -(probs * torch.log(probs + 1e-10)).sum()
-            losses["usage"] = 1.0 - entropy / math.log(self.size)
+            losses["code_entropy"] = 1.0 - entropy / math.log(self.size)
         if self.kind == "factorized":
-            losses["codebook"] = ((zq - z.detach()).pow(2) * w).sum() / denom / z.shape[-1]
+            losses["vq"] = ((zq - z.detach()).pow(2) * w).sum() / denom / z.shape[-1]
             zq = z + (zq - z).detach()
             q = self.proj_out(zq)
         else:
@@ -117,7 +118,7 @@ class RVQ(nn.Module):
                  temperature: float = 1.0):
         super().__init__()
         self.n_q, self.size, self.temperature = n_q, size, temperature
-        self.usage_loss = True  # compute the usage loss; a trainer that gives it no weight turns it off
+        self.code_entropy = True  # compute the code-entropy loss; a trainer that gives it no weight turns it off
         self.stages = nn.ModuleList(Stage(dim, size, kind, code_dim) for _ in range(n_q))
         self.last_residuals: list[torch.Tensor] = []
 
@@ -138,7 +139,7 @@ class RVQ(nn.Module):
             if weight.sum() == 0:
                 break
             self.last_residuals.append(r.detach()[weight > 0])
-            q, c, losses = stage(r, weight, self.temperature, self.usage_loss)
+            q, c, losses = stage(r, weight, self.temperature, self.code_entropy)
             out = out + q * weight[:, None]
             r = r - q.detach() * weight[:, None] if stage.kind == "ema" else r - q * weight[:, None]
             codes.append(c.view(b, t))
