@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +63,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     frame = tidy.load(store, info.run_id.tolist())
     out = args.output or Path(args.workspace) / "reports" / ("html" if spec.kind == "html" else "")
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for one in specs:
-        written += render(one, frame, info, out, formats, args.common, overlay, store)
+    written = render_all(specs, (frame, info, out, formats, args.common, overlay, store))
     sounds = [p for p in written if p.suffix == ".wav"]
     for path in written:
         if path.suffix != ".wav":
@@ -70,6 +72,34 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         console.print(f"wrote {len(sounds)} audio files under {sounds[0].parent.parent}", markup=False,
                       highlight=False, soft_wrap=True)
     return 0
+
+
+_SHARED: tuple[Any, ...] = ()  # what a forked figure process inherits (never pickled)
+
+
+def render_all(specs: list[spec_mod.Spec], shared: tuple[Any, ...]) -> list[Path]:
+    """Every spec's files, in spec order. With several specs on Linux the figures are drawn in one forked
+    process while this one writes the tables (the frame is inherited, not copied): two cores, less wall time."""
+    global _SHARED
+    figures = [i for i, s in enumerate(specs) if s.kind == "figure"]
+    if len(specs) < 2 or not figures or sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        return [p for s in specs for p in render(s, *shared)]
+    _SHARED = shared
+    done: dict[int, list[Path]] = {}
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            pending = {i: pool.submit(_render_inherited, specs[i]) for i in figures}
+            for i, s in enumerate(specs):
+                if i not in pending:
+                    done[i] = render(s, *shared)
+            done.update({i: f.result() for i, f in pending.items()})
+    finally:
+        _SHARED = ()
+    return [p for i in range(len(specs)) for p in done[i]]
+
+
+def _render_inherited(spec: spec_mod.Spec) -> list[Path]:
+    return render(spec, *_SHARED)
 
 
 def _expand(spec: spec_mod.Spec) -> list[spec_mod.Spec]:
