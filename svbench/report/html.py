@@ -75,7 +75,7 @@ def _grid(spec: spec_mod.Spec, frame: pd.DataFrame, info: pd.DataFrame, out: Pat
               .sort_values(["o", "codec", "nominal_bps"]))
     ok_count = units[units.status == "ok"].groupby("utt_id").size()
     utts = sorted(ok_count.index, key=lambda u: (-ok_count[u], u))[: spec.clips]
-    values = _values(frame, spec)
+    values = _values(frame[frame.utt_id.isin(utts).to_numpy()], spec)  # the grid's utterances only
     config = dict(zip(info.run_id, info.config, strict=True))
     cache_root = store.parent / "cache"
     files: list[Path] = []
@@ -125,7 +125,9 @@ def _values(frame: pd.DataFrame, spec: spec_mod.Spec) -> dict[tuple[str, ...], l
     return out
 
 
-def _reference(path: str) -> tuple[np.ndarray, int]:
+def _reference(path: str | None) -> tuple[np.ndarray, int] | str:
+    if not isinstance(path, str) or not path:
+        return "no reference file stored for this utterance"
     clip = audio.read(path)
     return clip.samples, clip.sr
 
@@ -135,6 +137,8 @@ def _decoded(unit: Any, codec: str, bitrate: str, config: dict[str, Any], root: 
     if isinstance(unit.deg_path, str) and unit.deg_path:
         clip = audio.read(unit.deg_path)
         return clip.samples, clip.sr
+    if not isinstance(unit.ref_path, str) or not unit.ref_path:
+        return "no reference file stored, so the cache key cannot be made"
     identity = config.get(unit.run_id, {}).get("codec_cards", {}).get(codec)
     try:
         rate = int(get_card("codecs", codec).data["sample_rate"])
