@@ -170,10 +170,13 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]
     rowids and names as two concatenated strings (split in C), values come in table order as one-column
     rows (exact doubles: SQLite's own float-to-text conversion drops the last digit of some) and are put
     in key order by rowid, and reasons are read only where there is one."""
-    rowids, mks = db.execute(
-        "SELECT group_concat(rowid, ' '), group_concat(metric || char(31) || key, char(30)) "
-        "FROM scores INDEXED BY sqlite_autoindex_scores_1 ORDER BY run_id, utt_id, codec, bitrate, metric, key"
-    ).fetchone()
+    try:  # the primary key's index: (run_id, utt_id, codec, bitrate, metric, key), scanned in that order
+        rowids, mks = db.execute(
+            "SELECT group_concat(rowid, ' '), group_concat(metric || char(31) || key, char(30)) "
+            "FROM scores INDEXED BY sqlite_autoindex_scores_1 ORDER BY run_id, utt_id, codec, bitrate, metric, key"
+        ).fetchone()
+    except sqlite3.OperationalError as err:
+        raise ReportError(f"the store's scores table lacks svbench's primary key ({err})") from None
     n = int(n_scores.sum())
     empty = np.zeros(0, dtype=np.intp)
     if not n:
@@ -181,7 +184,7 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]
                 "reason": (empty, [])}
     rid = np.fromstring(rowids, dtype=np.int64, sep=" ")
     if len(rid) != n:
-        raise ReportError("the store changed while it was read; try again")
+        raise ReportError(f"{len(rid)} score rows but the units count {n}: score rows without their unit")
     order = np.argsort(rid, kind="stable")
     by_rowid = rid[order]
     rank = np.empty(n, dtype=np.intp)
