@@ -195,6 +195,8 @@ def test_cells_over_fewer_utterances_are_flagged_and_common_restricts(store, res
     assert any("fewer utterances" in n for n in result.notes)
     common = aggregate.aggregate(tidy.load(store), tidy.runs(store), result.spec, common=True)
     assert set(common.cells.n) == {3} and not common.cells.partial.any()
+    pesq6 = common.cells.set_index(["codec", "bitrate", "column"]).loc[("opus", "6k", "pesq")]
+    assert pesq6.left_out == 1 and pesq6.undefined == 0  # left out by --common, not undefined
     opus6 = common.cells[(common.cells.codec == "opus") & (common.cells.bitrate == "6k")
                          & (common.cells.column == "pesq")].iloc[0]
     values = _stored(store, "opus", "6k", "pesq_nb")  # in store order: which one is the short clip?

@@ -72,11 +72,12 @@ def aggregate(frame: pd.DataFrame, info: pd.DataFrame, spec: Spec, common: bool 
     rows = rows_mod.rows(frame.loc[units, unit_cols], row_of[units], row_keys, spec)
     row_index = pd.Index(rows.pop("_code")).get_indexer(row_of)
     values = _values(frame, row_index, columns)
+    full = values
     if common:
         values, n_common = _common(values, rows)
         notes.append(f"--common: every cell over the same utterances ({n_common} per dataset: "
                      "those defined in every cell)")
-    cells = _cells(values, frame, row_index, rows, row_keys, columns)
+    cells = _cells(values, full, frame, row_index, rows, row_keys, columns)
     partial = cells[cells.partial & (cells.n > 0)]
     if len(partial):
         notes.append(f"{len(partial)} cell(s) over fewer utterances than others of their dataset (marked *: failed "
@@ -95,6 +96,7 @@ def _empty(spec: Spec, row_keys: list[str], columns: list[Resolved], notes: list
                           **{k: pd.Series(dtype=str) for k in row_keys},
                           **{c: pd.Series(dtype=float) for c in ("mean", "ci_lo", "ci_hi", "median")},
                           "n": pd.Series(dtype="int64"), "undefined": pd.Series(dtype="int64"),
+                          "left_out": pd.Series(dtype="int64"),
                           "reason": pd.Series(dtype=object), "partial": pd.Series(dtype=bool)})
     return Result(spec, row_keys, rows, cells, columns, notes, None)
 
@@ -167,8 +169,9 @@ def _common(values: pd.DataFrame, rows: pd.DataFrame) -> tuple[pd.DataFrame, int
     return (pd.concat(kept, ignore_index=True) if kept else values), (min(sizes) if sizes else 0)
 
 
-def _cells(values: pd.DataFrame, frame: pd.DataFrame, row_index: np.ndarray, rows: pd.DataFrame,
-           row_keys: list[str], columns: list[Resolved]) -> pd.DataFrame:
+def _cells(values: pd.DataFrame, full: pd.DataFrame, frame: pd.DataFrame, row_index: np.ndarray,
+           rows: pd.DataFrame, row_keys: list[str], columns: list[Resolved]) -> pd.DataFrame:
+    """``values`` the cells are computed over; ``full`` before --common (undefined counts come from it)."""
     n_rows, n_cols = len(rows), len(columns)
     cells = pd.DataFrame({"_row": np.repeat(np.arange(n_rows), n_cols), "_col": np.tile(np.arange(n_cols), n_rows)})
     g = values.groupby(["_row", "column"]).value
@@ -184,7 +187,10 @@ def _cells(values: pd.DataFrame, frame: pd.DataFrame, row_index: np.ndarray, row
     half = _half_width(st["std"].to_numpy(dtype=float), cells.n.to_numpy())
     cells["ci_lo"], cells["ci_hi"] = cells["mean"] - half, cells["mean"] + half
     cells["median"] = st["median"].to_numpy() if "median" in st else np.nan
-    cells["undefined"] = rows.units_ok.to_numpy()[cells._row] - cells.n if n_rows else []
+    n_full = full.groupby(["_row", "column"]).value.count().reindex(
+        pd.MultiIndex.from_arrays([cells._row, cells._col])).fillna(0).astype(int).to_numpy()
+    cells["undefined"] = rows.units_ok.to_numpy()[cells._row] - n_full if n_rows else []
+    cells["left_out"] = n_full - cells.n.to_numpy()  # by --common
     cells["reason"] = _reasons(frame, row_index, rows, cells, columns)
     # partial: fewer utterances than the union of its dataset's cells in the same column
     union = values.groupby(["dataset", "column"]).utt.nunique()

@@ -15,8 +15,9 @@ LABELS = {"dataset": "dataset", "codec": "codec", "bitrate": "bitrate"}
 
 
 def wide(result: Result, overlay: Overlay | None = None) -> pd.DataFrame:
-    """The CSV form: one row per table row; per column ``<id>_mean, _ci_lo, _ci_hi, _n, _undefined``
-    (a median column: ``<id>``, ``<id>_n``); with an overlay ``<id>_published``, ``<id>_diff`` (ours - theirs)."""
+    """The CSV form: one row per table row; per column ``<id>_mean, _ci_lo, _ci_hi, _n, _undefined,
+    _left_out`` (left out by --common), ``_reason`` (a median column: ``<id>`` instead of the mean and CI);
+    with an overlay ``<id>_published``, ``<id>_diff`` (ours - theirs)."""
     out = result.rows.copy()
     for col in result.columns:
         cells = result.cell(col.id)
@@ -27,6 +28,7 @@ def wide(result: Result, overlay: Overlay | None = None) -> pd.DataFrame:
                 out[f"{col.id}_{stat}"] = cells[stat].to_numpy()
         out[f"{col.id}_n"] = cells["n"].to_numpy()
         out[f"{col.id}_undefined"] = cells["undefined"].to_numpy()
+        out[f"{col.id}_left_out"] = cells["left_out"].to_numpy()
         out[f"{col.id}_reason"] = cells["reason"].to_numpy()
         if overlay is not None:
             theirs = overlay.lookup(result, col)
@@ -60,7 +62,7 @@ def _value(c: dict, col: Resolved, tex: bool = False, quiet: bool = False) -> st
         pm = r" $\pm$ " if tex else " ± "
         text = f"{c['mean']:.{d}f}" + (f"{pm}{half:.{d}f}" if math.isfinite(half) else "")
     mark = "*" if c["partial"] else ""
-    return text + mark + (f" (n={c['n']})" if c["undefined"] and not tex else "")
+    return text + mark + (f" (n={c['n']})" if (c["undefined"] or c["left_out"]) and not tex else "")
 
 
 def texts(result: Result, col: Resolved, tex: bool = False) -> list[str]:
