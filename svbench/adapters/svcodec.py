@@ -23,6 +23,7 @@ from svbench.dsp.postfilter import POSTFILTERS, make_postfilter
 
 
 class NeuralCodecAdapter(CardCodec):
+    requires_modules = ("torch", "safetensors")
     def __init__(self, card: Any):
         super().__init__(card)
         self.recipe = str(self.params.get("recipe", "tiny"))

@@ -13,6 +13,7 @@ import torch
 
 from svbench.neural.config import ConfigError, ModelConfig, RecipeConfig, config_hash
 from svbench.neural.model import NeuralCodec
+from svbench.settings import models_root
 
 TRAINING_ONLY = ("ema_sum", "ema_count", "usage")  # buffers the decoder never needs
 SHIPPED = Path(__file__).resolve().parent / "checkpoints"
@@ -20,10 +21,6 @@ SHIPPED = Path(__file__).resolve().parent / "checkpoints"
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used with this configuration; the message says why."""
-
-
-def models_root() -> Path:
-    return Path(os.environ.get("SVBENCH_MODELS", Path.home() / ".cache" / "svbench" / "models"))
 
 
 def default_dir(codec: str, recipe: str) -> Path:

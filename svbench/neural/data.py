@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,16 +11,7 @@ import pandas as pd
 
 from svbench import audio
 from svbench import manifest as manifest_mod
-
-
-def speech_root() -> Path:
-    """The shared speech corpora: $SVBENCH_SPEECH, else ../shared/data/speech beside the checkout."""
-    env = os.environ.get("SVBENCH_SPEECH")
-    if env:
-        return Path(env)
-    shared = os.environ.get("SVBENCH_SHARED")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
-    return base / "data" / "speech"
+from svbench.settings import speech_root
 
 
 def compose(sources: list[str], out: Path, root: Path | None = None, per_speaker: int | None = None,
