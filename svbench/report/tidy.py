@@ -116,21 +116,24 @@ def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
     keep = wanted[scores["unit"]]  # rows of the runs asked for
     bare = np.flatnonzero(wanted & (units["n_scores"] == 0))  # units with no score rows still get one row
     pos = np.concatenate([scores["unit"][keep], bare])
+    none = np.full(len(bare), -1)
+    coded = {col: np.concatenate([scores[col][0][keep], none]) for col in ("metric", "key", "reason")}
+    value = np.concatenate([scores["value"][keep], np.full(len(bare), np.nan)])
+    # sorted once, on integer codes (categories are sorted), before any column is built
+    order = np.lexsort([coded["key"], coded["metric"], units["utt_id"][0][pos], units["bitrate"][0][pos],
+                        units["bps"][pos], units["codec"][0][pos], run_codes[pos]])
+    pos = pos[order]
     frame = pd.DataFrame({col: _cat(units[col], pos) for col in _UNIT_TEXT})
     for col in ("bps", "measured_bps", "delay_ms"):
         frame[col] = units[col][pos]
     for col in ("metric", "key", "reason"):
-        codes, cats = scores[col]
-        frame[col] = pd.Categorical.from_codes(np.concatenate([codes[keep], np.full(len(bare), -1)]), cats)
-    frame["value"] = np.concatenate([scores["value"][keep], np.full(len(bare), np.nan)])
+        frame[col] = pd.Categorical.from_codes(coded[col][order], scores[col][1])
+    frame["value"] = value[order]
     frame["dataset"] = frame.run_id.map(dict(zip(info.run_id, info.dataset, strict=True)))
     config = dict(zip(info.run_id, info.config, strict=True))
     frame["metric_card"] = _lookup(frame, config, "metric_cards", "metric")
     frame["codec_card"] = _lookup(frame, config, "codec_cards", "codec")
-    sort_keys = [frame[c].cat.codes.to_numpy() for c in ("key", "metric", "utt_id", "bitrate")]
-    order = np.lexsort([*sort_keys, frame.bps.to_numpy(), frame.codec.cat.codes.to_numpy(),
-                        frame.run_id.cat.codes.to_numpy()])
-    frame = frame[list(COLUMNS)].take(order).reset_index(drop=True)
+    frame = frame[list(COLUMNS)]
     if not wanted.all():  # categories of runs not asked for
         for col in frame.select_dtypes("category"):
             frame[col] = frame[col].cat.remove_unused_categories()
