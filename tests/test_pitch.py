@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 from scipy.signal import get_window  # noqa: E402
 
-from svbench.neural.modules import harmonic_excitation  # noqa: E402
 from svbench.dsp.pitch import PitchCoder  # noqa: E402
+from svbench.neural.heads import harmonic_excitation  # noqa: E402
 
 SR, HOP = 8000, 160
 

@@ -23,7 +23,7 @@ import torch
 from svbench.cards import get_card
 from svbench.neural import data
 from svbench.neural.config import recipe_config
-from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform
+from svbench.neural.stacks import Shortcut, decoder, encoder, frame_transform
 
 
 def snr_db(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -12,8 +12,8 @@ from torch import nn
 
 from svbench.dsp.pitch import PitchCoder
 from svbench.neural.config import ModelConfig
-from svbench.neural.modules import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
 from svbench.neural.quantizer import RVQ
+from svbench.neural.stacks import Shortcut, decoder, encoder, frame_transform, istft_decoder, stft_encoder
 
 
 class NeuralCodec(nn.Module):
