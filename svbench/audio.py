@@ -113,6 +113,3 @@ def from_int16(samples: np.ndarray) -> np.ndarray:
     return samples.astype(np.float32) / 32768.0
 
 
-def write(path: str | Path, audio: Audio) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), audio.samples, audio.sr, subtype="PCM_16")

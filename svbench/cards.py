@@ -38,10 +38,6 @@ class Card:
     def params(self) -> dict[str, Any]:
         return dict(self.data.get("params", {}))
 
-    @property
-    def short_hash(self) -> str:
-        return self.sha256[:12]
-
 
 def load_card(path: Path, kind: str) -> Card:
     raw = path.read_bytes()

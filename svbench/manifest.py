@@ -34,10 +34,6 @@ class Manifest:
     utterances: list[Utterance]
     problems: list[tuple[str, str]]  # (scope, reason) for rows that were left out
 
-    @property
-    def name(self) -> str:
-        return self.path.parent.name if self.path.name == "manifest.csv" else self.path.stem
-
 
 def load(path: str | Path) -> Manifest:
     path = Path(path)

@@ -27,7 +27,6 @@ MAX_ENTRIES = 24  # one unit of the full suite makes about a dozen entries; two 
 
 _memo: OrderedDict[Hashable, Any] = OrderedDict()
 _digests: OrderedDict[int, tuple[np.ndarray, bytes]] = OrderedDict()
-stats = {"hits": 0, "misses": 0}
 
 
 def digest(x: np.ndarray) -> bytes:
@@ -48,9 +47,7 @@ def digest(x: np.ndarray) -> bytes:
 def memo(key: Hashable, compute: Callable[[], T]) -> T:
     if key in _memo:
         _memo.move_to_end(key)
-        stats["hits"] += 1
         return _memo[key]  # type: ignore[no-any-return]
-    stats["misses"] += 1
     value = compute()
     _memo[key] = value
     while len(_memo) > MAX_ENTRIES:
