@@ -386,3 +386,11 @@ def test_a_key_no_run_stored_says_so_not_another_keys_reason(store, tmp_path):
     spec = _spec(tmp_path, '[[columns]]\nmetric = "f0rmse"\nkey = "f0rmse_octaves"\nname = "X"\n')
     res = aggregate.aggregate(tidy.load(store), tidy.runs(store), spec)
     assert set(res.cells.reason) == {"no f0rmse_octaves in these runs: f0rmse stored other keys"}
+
+
+def test_tidy_is_the_same_with_the_key_scan_in_this_process(store, monkeypatch):
+    """load() scans the key index in a forked process where it can (checked against its own snapshot);
+    the serial path, taken elsewhere or when a run wrote in between, gives the same frame."""
+    forked = tidy.load(store)
+    monkeypatch.setattr(tidy, "_PARALLEL", False)
+    pd.testing.assert_frame_equal(tidy.load(store), forked)

@@ -32,8 +32,12 @@ store. A missing store or an unknown run id raises :class:`ReportError` (the com
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import sqlite3
+import sys
 import urllib.parse
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +108,23 @@ def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
     ``measured_bps``, ``delay_ms`` and ``value`` are float64.
     """
     info = runs(store_path, run_ids)
+    # on Linux the key index is scanned by a forked process meanwhile (two cores, no shared lock); its
+    # snapshot is checked against this connection's below and the scan done again here if they differ
     db = connect(store_path)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) if _PARALLEL else None
     try:
+        early = pool.submit(_scan_keys, Path(store_path)) if pool is not None else None
         db.execute("BEGIN")  # one read snapshot for every query below, even while a run is writing
         units = _read_units(db)
-        scores = _read_scores(db, units["n_scores"])
+        seen = db.execute("SELECT count(*), ifnull(sum(rowid), 0) FROM scores").fetchone()
+        keys = early.result() if early is not None else None
+        if keys is None or (keys["count"], keys["sum"]) != tuple(seen):  # a run wrote in between
+            keys = _scan_keys(db)
+        scores = _read_scores(db, units["n_scores"], keys)
     finally:
         db.close()
+        if pool is not None:
+            pool.shutdown()
     run_codes, run_cats = units["run_id"]
     wanted = np.isin(run_codes, [run_cats.index(r) for r in info.run_id])
     keep = wanted[scores["unit"]]  # rows of the runs asked for
@@ -145,6 +159,7 @@ def _cat(coded: tuple[np.ndarray, list[str]], pos: np.ndarray) -> pd.Categorical
     return pd.Categorical.from_codes(codes[pos], cats)
 
 
+_PARALLEL = sys.platform == "linux" and (os.cpu_count() or 1) > 1
 _SEP, _ROW = "\x1f", "\x1e"  # unit separator / record separator: never in metric names or keys
 _SAME_UNIT = "s.run_id = u.run_id AND s.utt_id = u.utt_id AND s.codec = u.codec AND s.bitrate = u.bitrate"
 _UNIT_TEXT = ("run_id", "codec", "bitrate", "utt_id", "status", "stage", "error")
@@ -165,27 +180,49 @@ def _read_units(db: sqlite3.Connection) -> dict[str, Any]:
     return out
 
 
-def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]:
-    """Every score row in primary-key order (so a unit's rows follow each other, units in the order of
-    :func:`_read_units`): the unit's position, metric, key and reason as codes, and the value.
-
-    Fetching 1.7 million rows as Python tuples takes many seconds, so the key index is scanned once for
-    rowids and names as two concatenated strings (split in C), values come in table order as one-column
-    rows (exact doubles: SQLite's own float-to-text conversion drops the last digit of some) and are put
-    in key order by rowid, and reasons are read only where there is one."""
-    try:  # the primary key's index: (run_id, utt_id, codec, bitrate, metric, key), scanned in that order
-        rowids, mks = db.execute(
+def _scan_keys(db: sqlite3.Connection | Path) -> dict[str, Any]:
+    """One scan of the scores' primary-key index, (run_id, utt_id, codec, bitrate, metric, key) in that
+    order: every row's rowid and its metric and key as codes, plus the count and rowid sum of the rows
+    (which tell whether two connections saw the same rows). Given a path, on a connection of its own."""
+    own = not isinstance(db, sqlite3.Connection)
+    conn = connect(Path(db)) if own else db
+    try:
+        if own:
+            conn.execute("BEGIN")
+        rowids, mks = conn.execute(
             "SELECT group_concat(rowid, ' '), group_concat(metric || char(31) || key, char(30)) "
             "FROM scores INDEXED BY sqlite_autoindex_scores_1 ORDER BY run_id, utt_id, codec, bitrate, metric, key"
         ).fetchone()
     except sqlite3.OperationalError as err:
         raise ReportError(f"the store's scores table lacks svbench's primary key ({err})") from None
+    finally:
+        if own:
+            conn.close()
+    rid = np.fromstring(rowids, dtype=np.int64, sep=" ") if rowids else np.zeros(0, dtype=np.int64)
+    out: dict[str, Any] = {"rid": rid, "count": len(rid), "sum": int(rid.sum())}
+    mk_codes, mk = _codes(mks.split(_ROW) if mks else [])
+    pairs = [m.split(_SEP, 1) for m in mk]
+    for i, col in enumerate(("metric", "key")):
+        cats = sorted({p[i] for p in pairs})
+        remap = np.array([cats.index(p[i]) for p in pairs], dtype=np.intp)
+        out[col] = (remap[mk_codes] if len(mk_codes) else mk_codes, cats)
+    return out
+
+
+def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray, keys: dict[str, Any]) -> dict[str, Any]:
+    """Every score row in primary-key order (so a unit's rows follow each other, units in the order of
+    :func:`_read_units`): the unit's position, metric, key and reason as codes, and the value.
+
+    Fetching 1.7 million rows as Python tuples takes many seconds, so the key index is scanned once for
+    rowids and names as two concatenated strings (split in C, :func:`_scan_keys`), values come in table
+    order as one-column rows (exact doubles: SQLite's own float-to-text conversion drops the last digit of
+    some) and are put in key order by rowid, and reasons are read only where there is one."""
+    rid = keys["rid"]
     n = int(n_scores.sum())
     empty = np.zeros(0, dtype=np.intp)
     if not n:
         return {"unit": empty, "value": np.zeros(0), "metric": (empty, []), "key": (empty, []),
                 "reason": (empty, [])}
-    rid = np.fromstring(rowids, dtype=np.int64, sep=" ")
     if len(rid) != n:
         raise ReportError(f"{len(rid)} score rows but the units count {n}: score rows without their unit")
     order = np.argsort(rid, kind="stable")
@@ -194,13 +231,8 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray) -> dict[str, Any]
     rank[order] = np.arange(n)  # key-order row -> its place in table order
     rows = db.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
     values = np.array([v for (v,) in rows], dtype="float64")  # None -> NaN
-    out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": values[rank]}
-    mk_codes, mk = _codes(mks.split(_ROW))
-    pairs = [m.split(_SEP, 1) for m in mk]
-    for i, col in enumerate(("metric", "key")):
-        cats = sorted({p[i] for p in pairs})
-        remap = np.array([cats.index(p[i]) for p in pairs], dtype=np.intp)
-        out[col] = (remap[mk_codes], cats)
+    out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": values[rank],
+                           "metric": keys["metric"], "key": keys["key"]}
     reasons = db.execute("SELECT rowid, reason FROM scores WHERE reason IS NOT NULL ORDER BY rowid").fetchall()
     reason_codes = np.full(n, -1, dtype=np.intp)
     if reasons:
