@@ -108,7 +108,7 @@ def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
     ``measured_bps``, ``delay_ms`` and ``value`` are float64.
     """
     info = runs(store_path, run_ids)
-    # on Linux the key index is scanned by a forked process meanwhile (two cores, no shared lock); its
+    # on Linux the key index and the values are read by a forked process meanwhile (two cores, no shared lock); its
     # snapshot is checked against this connection's below and the scan done again here if they differ
     db = connect(store_path)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) if _PARALLEL else None
@@ -182,8 +182,9 @@ def _read_units(db: sqlite3.Connection) -> dict[str, Any]:
 
 def _scan_keys(db: sqlite3.Connection | Path) -> dict[str, Any]:
     """One scan of the scores' primary-key index, (run_id, utt_id, codec, bitrate, metric, key) in that
-    order: every row's rowid and its metric and key as codes, plus the count and rowid sum of the rows
-    (which tell whether two connections saw the same rows). Given a path, on a connection of its own."""
+    order: every row's rowid and its metric and key as codes; the values in table (rowid) order; the count
+    and rowid sum of the rows (which tell whether two connections saw the same rows). Given a path, on a
+    connection of its own."""
     own = not isinstance(db, sqlite3.Connection)
     conn = connect(Path(db)) if own else db
     try:
@@ -193,13 +194,15 @@ def _scan_keys(db: sqlite3.Connection | Path) -> dict[str, Any]:
             "SELECT group_concat(rowid, ' '), group_concat(metric || char(31) || key, char(30)) "
             "FROM scores INDEXED BY sqlite_autoindex_scores_1 ORDER BY run_id, utt_id, codec, bitrate, metric, key"
         ).fetchone()
+        rows = conn.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
     except sqlite3.OperationalError as err:
         raise ReportError(f"the store's scores table lacks svbench's primary key ({err})") from None
     finally:
         if own:
             conn.close()
     rid = np.fromstring(rowids, dtype=np.int64, sep=" ") if rowids else np.zeros(0, dtype=np.int64)
-    out: dict[str, Any] = {"rid": rid, "count": len(rid), "sum": int(rid.sum())}
+    out: dict[str, Any] = {"rid": rid, "count": len(rid), "sum": int(rid.sum()),
+                           "values": np.array([v for (v,) in rows], dtype="float64")}  # in rowid order; None -> NaN
     mk_codes, mk = _codes(mks.split(_ROW) if mks else [])
     pairs = [m.split(_SEP, 1) for m in mk]
     for i, col in enumerate(("metric", "key")):
@@ -229,9 +232,7 @@ def _read_scores(db: sqlite3.Connection, n_scores: np.ndarray, keys: dict[str, A
     by_rowid = rid[order]
     rank = np.empty(n, dtype=np.intp)
     rank[order] = np.arange(n)  # key-order row -> its place in table order
-    rows = db.execute("SELECT value FROM scores ORDER BY rowid").fetchall()
-    values = np.array([v for (v,) in rows], dtype="float64")  # None -> NaN
-    out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": values[rank],
+    out: dict[str, Any] = {"unit": np.repeat(np.arange(len(n_scores)), n_scores), "value": keys["values"][rank],
                            "metric": keys["metric"], "key": keys["key"]}
     reasons = db.execute("SELECT rowid, reason FROM scores WHERE reason IS NOT NULL ORDER BY rowid").fetchall()
     reason_codes = np.full(n, -1, dtype=np.intp)
