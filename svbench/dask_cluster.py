@@ -35,6 +35,11 @@ def add_cluster_parser(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the job script and exit; submit nothing")
 
 
+def env_name(key: str) -> str:
+    """Dask's environment variable for a config key: distributed.admin.tick.interval -> DASK_DISTRIBUTED__..."""
+    return "DASK_" + key.upper().replace(".", "__").replace("-", "_")
+
+
 def lifetime(walltime: str) -> str:
     """Worker lifetime: the walltime less 5 minutes, so a worker hands its tasks back before the kill."""
     try:
@@ -48,13 +53,14 @@ def cmd_cluster(args: argparse.Namespace, console: Any) -> int:
     import dask
     from dask_jobqueue import PBSCluster, SLURMCluster
 
-    from svbench.dask_executor import SCHEDULER_CONFIG
+    from svbench.dask_executor import QUIET_CONFIG, SCHEDULER_CONFIG
 
     cls = {"slurm": SLURMCluster, "pbs": PBSCluster}[args.system]
-    with dask.config.set(SCHEDULER_CONFIG):  # read when the scheduler starts, inside the constructor
+    quiet = [f"export {env_name(k)}={v}" for k, v in QUIET_CONFIG.items()]  # the workers' own config
+    with dask.config.set({**SCHEDULER_CONFIG, **QUIET_CONFIG}):  # read when the scheduler starts
         cluster = cls(cores=args.cores, processes=args.cores, memory=args.memory, queue=args.queue,
                       account=args.account, walltime=args.walltime, job_extra_directives=args.job_extra,
-                      job_script_prologue=args.prologue, python=args.python, interface=args.interface,
+                      job_script_prologue=[*args.prologue, *quiet], python=args.python, interface=args.interface,
                       worker_extra_args=["--lifetime", lifetime(args.walltime), "--lifetime-stagger", "4m"],
                       scheduler_options={"port": 0 if args.dry_run else args.port, "dashboard_address": None})
     with cluster:

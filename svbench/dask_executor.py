@@ -36,6 +36,11 @@ from svbench.executor import OnLost, single_threaded_worker
 # allowed-failures: a task is retried after its worker died this many times, then it is KilledWorker.
 # worker-saturation 1.0: a worker holds only the tasks it runs, so a death blames only those.
 SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 2, "distributed.scheduler.worker-saturation": 1.0}
+# Housekeeping that costs a worker ~4 % of its core and is only for the dashboard: the statistical profiler
+# (every 10 ms), the event-loop watchdog tick (20 ms), the system monitor (500 ms). Measured idle on this
+# 2-core machine: worker 0.79 -> 0.18 CPU-s per 20 s, client + scheduler 0.86 -> 0.28.
+QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+                "distributed.admin.system-monitor.interval": "2s"}
 IN_FLIGHT_PER_THREAD = 2
 MAX_BATCH = 16  # units per task
 
@@ -83,7 +88,7 @@ class DaskExecutor:
             with client:
                 yield client
             return
-        with dask.config.set(SCHEDULER_CONFIG), LocalCluster(
+        with dask.config.set({**SCHEDULER_CONFIG, **QUIET_CONFIG}), LocalCluster(
             n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None, silence_logs=logging.ERROR,
         ) as cluster, Client(cluster) as client:
