@@ -1,7 +1,7 @@
 """SVCODEC / SoundStream: model shape and causality, bitstream, streaming, RVQ use, adapter errors.
 
 Everything here uses tiny randomly initialised models so the file runs in seconds; training is in
-tests/test_neural_train.py and real quality is a benchmark (benchmarks/svcodec_quality.py).
+tests/test_neural_train.py and real quality is a report (reports/svcodec-heldout.toml, docs/svcodec.md).
 """
 
 from __future__ import annotations

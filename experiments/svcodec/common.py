@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from svbench.neural import data
+from svbench.settings import speech_root
 
 
 def demo_folder() -> Path:
     """The SVCODEC demo clips beside the speech corpora; exits saying so when they are not there."""
-    demo = data.speech_root().parent / "svcodec-demo"
+    demo = speech_root().parent / "svcodec-demo"
     if not demo.is_dir():
         sys.exit(f"{demo}: the SVCODEC demo clips are not there")
     return demo
@@ -21,7 +21,7 @@ def demo_folder() -> Path:
 def held_out(out: Path, clips: int, max_s: float) -> Path:
     """A manifest of LibriSpeech test-other clips (speakers never trained on) other than the first clip of
     each speaker, which the build step validates on; at most ``max_s`` seconds each, spread over speakers."""
-    root = data.speech_root() / "librispeech"
+    root = speech_root() / "librispeech"
     table = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
     table = table[table.path.str.startswith("test-other/")]
     table = table[table.groupby("speaker").cumcount() >= 1]  # the first clip per speaker is validation
