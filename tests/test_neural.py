@@ -29,7 +29,7 @@ from svbench.neural.quantizer import RVQ  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"channels": 4, "dim": 16}
-# what the svcodec card uses: overlapping upsampling, linear path, leaky ReLU (soundstream: the same with ELU)
+# what the svcodec card uses: overlapping upsampling, the shortcut, leaky ReLU (soundstream: the same with ELU)
 CARD_ARCH = {"up_overlap": True, "shortcut": True, "activation": "leaky_relu"}
 # the low-rate decoder with an inverse-STFT head (svcodec's tiny recipe)
 ISTFT_ARCH = {**CARD_ARCH, "head": "istft", "front": "stft", "head_channels": 32}

@@ -4,7 +4,7 @@
 #   2. training throughput (steps/s, seconds of audio/s): `paper` as carded and with model.channels=32,
 #      and `tiny`, each alone on the GPU, no validation;
 #   3. learning curves: `tiny` variants trained side by side for QUALITY_S seconds each (validation every
-#      1000 steps), to compare with the CPU build's curve in docs/svcodec.md.
+#      1000 steps), to compare with the CPU build's curve (the shipped checkpoint's valid.csv).
 # Usage (repository root): SVBENCH_SPEECH=/path/to/speech OUT=/tmp/gpu bash experiments/svcodec/gpu.sh
 # The speech folder is laid out like ../shared/data/speech (corpus/manifest.csv); OUT receives the logs,
 # the runs' CSVs and a summary (gpu_summary.json).

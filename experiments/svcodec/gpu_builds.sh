@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Whole `svbench build svcodec` runs on one GPU, side by side, brought back to be evaluated on the CPU
-# machine: the svcodec benchmarks score it through a card copy whose [params] checkpoint points at its
-# model.safetensors (docs/svcodec.md, "Another recipe in `svbench run`").
+# machine: svbench run and the svcodec experiments score it through a card copy whose [params] checkpoint
+# points at its model.safetensors (docs/svcodec.md, "Another recipe").
 # Usage (repository root): SVBENCH_SPEECH=/path/to/speech OUT=/tmp/gpu bash experiments/svcodec/gpu_builds.sh \
 #     NAME=RECIPE:STEPS[:SECTION.KEY=VALUE,...] [...]   (the options as in `svbench build --set`)
 # svbench must be installed there (its metrics are entry points; PYTHONPATH alone is not enough): e.g. a wheel of

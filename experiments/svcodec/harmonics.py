@@ -8,7 +8,7 @@ over voiced 64 ms frames (f0 by pyworld Harvest on the original) and over harmon
 10 log10(power within ±0.2 f0 of k f0 / power within ±0.2 f0 of (k + 0.5) f0). Noise scores 0 dB.
 
 For each neural codec at 2 and 4 kbps it scores the network's output, the output after the card's
-decoder-side postfilter (what `svbench run` gives), and, for models with the linear path
+decoder-side postfilter (what `svbench run` gives), and, for models with the shortcut
 (`shortcut = true`), each path of the decoder alone: its energy relative to the input and its PESQ-NB.
 Codec 2 and Opus are the reference points. Held-out clips: `common.held_out`
 (LibriSpeech test-other, never trained on; not the svcodec-demo clips).
