@@ -93,7 +93,7 @@ def test_heavier_coding_gives_more_word_errors_and_lower_speaker_similarity(clip
                 assert value is not None, reason
                 got[codec].setdefault(key, []).append(value)
     mean = {codec: {key: np.mean(v) for key, v in keys.items()} for codec, keys in got.items()}
-    # PocketSphinx's noise is ~10 points (benchmarks/svcodec_asr.py): ask for more than that
+    # PocketSphinx's noise is ~10 points (experiments/svcodec/asr.py): ask for more than that
     for key in ("wer_from8k", "wer_delta_from8k"):
         assert mean["codec2"][key] > mean["opus"][key] + 0.10, mean
     assert mean["codec2"]["spk_sim_from8k"] < mean["opus"]["spk_sim_from8k"] - 0.02, mean
