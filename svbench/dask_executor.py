@@ -42,7 +42,7 @@ SCHEDULER_CONFIG = {"distributed.scheduler.allowed-failures": 2, "distributed.sc
 QUIET_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "2s"}
 IN_FLIGHT_PER_THREAD = 2
-MAX_BATCH = 16  # units per task
+MAX_BATCH = 8  # units per task: one codec at 8 bitrates of one utterance, in the usual grid order
 
 
 class SvbenchWorker(WorkerPlugin):
