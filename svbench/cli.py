@@ -208,7 +208,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     render.export_tables(out_dir, results, scores, summary, "csv")
     problems = engine.problems(results, scores)
     left_out = [{"scope": s, "reason": r} for s, r in outcome.left_out]
-    suspicious = detect.notices(tidy.load(outcome.store_path, [outcome.run_id]))  # numbers that may mislead
+    # numbers that may mislead; one run is small, and this process may hold library threads: no fork
+    suspicious = detect.notices(tidy.load(outcome.store_path, [outcome.run_id], parallel=False))
     if suspicious:
         with Store(outcome.store_path) as store:
             store.add_notices(outcome.run_id, suspicious)

@@ -99,7 +99,10 @@ def _resolve(known: list[str], wanted: str, store_path: Path) -> str:
     return matches[0]
 
 
-def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
+_PARALLEL = sys.platform == "linux" and (os.cpu_count() or 1) > 1
+
+
+def load(store_path: Path, run_ids: list[str] | None = None, parallel: bool = _PARALLEL) -> pd.DataFrame:
     """The tidy frame of the given runs (default: every run in the store); columns as in the module doc.
 
     Rows are sorted by run_id, codec, bps, bitrate, utt_id, metric, key. Text columns are pandas
@@ -111,7 +114,7 @@ def load(store_path: Path, run_ids: list[str] | None = None) -> pd.DataFrame:
     # on Linux the key index and the values are read by a forked process meanwhile (two cores, no shared lock); its
     # snapshot is checked against this connection's below and the scan done again here if they differ
     db = connect(store_path)
-    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) if _PARALLEL else None
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) if parallel else None
     try:
         early = pool.submit(_scan_keys, Path(store_path)) if pool is not None else None
         db.execute("BEGIN")  # one read snapshot for every query below, even while a run is writing
@@ -159,7 +162,6 @@ def _cat(coded: tuple[np.ndarray, list[str]], pos: np.ndarray) -> pd.Categorical
     return pd.Categorical.from_codes(codes[pos], cats)
 
 
-_PARALLEL = sys.platform == "linux" and (os.cpu_count() or 1) > 1
 _SEP, _ROW = "\x1f", "\x1e"  # unit separator / record separator: never in metric names or keys
 _SAME_UNIT = "s.run_id = u.run_id AND s.utt_id = u.utt_id AND s.codec = u.codec AND s.bitrate = u.bitrate"
 _UNIT_TEXT = ("run_id", "codec", "bitrate", "utt_id", "status", "stage", "error")
