@@ -49,3 +49,17 @@ def evs():
         subprocess.run(["bash", str(script), str(tarball)], check=True, capture_output=True)
     assert c.unavailable_reason() is None
     return c
+
+
+DEMO_UTT = "61-70968-0000"
+
+
+@pytest.fixture(scope="session")
+def speech16():
+    """A real 4.9 s utterance (LibriSpeech 61-70968-0000, the svcodec-demo reference) at 16 kHz."""
+    from svbench import audio
+
+    path = next(need(DEMO / "reference").rglob(f"{DEMO_UTT}.flac"), None)
+    if path is None:
+        pytest.skip(f"{DEMO_UTT}.flac not in the svcodec-demo references")
+    return audio.read(path).samples

@@ -12,18 +12,8 @@ import pytest
 from svbench import audio, engine
 from svbench.metrics import shared
 from svbench.metrics.base import load_metric, metric_from_card
-from tests.conftest import DEMO, need
 
 UTT = "61-70968-0000"
-
-
-@pytest.fixture(scope="module")
-def speech16() -> np.ndarray:
-    """A real 4.9 s utterance (LibriSpeech 61-70968-0000, the svcodec-demo reference) at 16 kHz."""
-    path = next(need(DEMO / "reference").rglob(f"{UTT}.flac"), None)
-    if path is None:
-        pytest.skip(f"{UTT}.flac not in the svcodec-demo references")
-    return audio.read(path).samples
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from svbench import audio, engine
 from svbench.metrics import shared
 from svbench.metrics.base import load_metric
-from tests.conftest import DEMO, SPEECH, need
+from tests.conftest import SPEECH, need
 
 UTT = "61-70968-0000"
 
@@ -19,15 +19,6 @@ UTT = "61-70968-0000"
 @pytest.fixture(scope="module")
 def spk():
     return load_metric("spk-sim")
-
-
-@pytest.fixture(scope="module")
-def speech16() -> np.ndarray:
-    """A real 4.9 s utterance (LibriSpeech 61-70968-0000, the svcodec-demo reference) at 16 kHz."""
-    path = next(need(DEMO / "reference").rglob(f"{UTT}.flac"), None)
-    if path is None:
-        pytest.skip(f"{UTT}.flac not in the svcodec-demo references")
-    return audio.read(path).samples
 
 
 @pytest.fixture(scope="module")
