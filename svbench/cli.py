@@ -130,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     except engine.Interrupted as err:
         render.say(console, f"svbench: {err}", "yellow")
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before a run's first unit (planning, waiting for another process's run)
+        render.say(console, "svbench: interrupted before any unit was computed", "yellow")
+        return EXIT_INTERRUPTED
     except (ManifestError, MetricUnavailable, ValueError, KeyError, FileNotFoundError) as err:
         render.say(console, f"svbench: {err.args[0] if isinstance(err, KeyError) else err}", "red")
         return EXIT_USAGE

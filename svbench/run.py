@@ -121,7 +121,7 @@ def execute(spec: RunSpec, executor: Any, on_start: Callable[[int], None] | None
     run_id = run_id_for(config)
     store = Store(workspace / "svbench.sqlite")
     lock = _run_lock(workspace, run_id, on_wait)
-    computed = 0
+    computed, todo = 0, list(the_plan.tasks)
     try:
         codecs = [make_codec(get_card("codecs", c)) for c in spec.codecs if c != PRECOMPUTED]
         resumed = store.open_run(run_id, config, environment(codecs, metric_objects))
