@@ -118,7 +118,7 @@ class Trainer:
         if self.rank:
             return
         checkpoint.save_state(self.out / "last.pt", self.state())
-        info = {"step": self.step, "seed": self.t.seed, "train_manifest": str(self.train_manifest),
+        info = {"step": self.step, "seed": self.t.seed, "train_manifest": self.train_manifest.name,
                 "train_manifest_sha256": self.data_hash, "torch": torch.__version__,
                 "python": platform.python_version(), "threads": self.t.threads, "world_size": self.world,
                 "parameters": sum(p.numel() for p in self.model.parameters())}
