@@ -5,7 +5,6 @@ built once per worker process."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from svbench import manifest as manifest_mod
 from svbench.adapters.base import CardCodec, CodecError
 from svbench.audio import Audio, AudioError
 from svbench.cards import Card
+from svbench.metrics import shared
 from svbench.metrics.base import BaseMetric, MetricUndefined, metric_from_card
 from svbench.plan import Task, make_codec, task_label
 from svbench.store import UnitResult
@@ -200,7 +200,7 @@ def _reference_values(metric: BaseMetric, reference: Audio, decoded_sr: int,
                       utt: manifest_mod.Utterance | None) -> list[tuple[str, float | None, str | None]]:
     """A non-intrusive metric on the reference at the decoded audio's rate; once per utterance and worker
     (every codec and bitrate of an utterance needs the same value)."""
-    key = (metric.card.sha256, _digest(reference.samples), reference.sr, decoded_sr)
+    key = (metric.card.sha256, shared.digest(reference.samples), reference.sr, decoded_sr)
     if key not in _ref_values:
         if len(_ref_values) > 256:
             _ref_values.clear()
@@ -208,10 +208,6 @@ def _reference_values(metric: BaseMetric, reference: Audio, decoded_sr: int,
         rate = metric.sample_rate or decoded_sr
         _ref_values[key] = _values(metric, None, audio.resample(band_limited, rate).samples, rate, utt)
     return _ref_values[key]
-
-
-def _digest(x: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(x).view(np.uint8).data, digest_size=16).hexdigest()
 
 
 def utterance_of(task: Task) -> str:
