@@ -216,6 +216,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if suspicious:
         with Store(outcome.store_path) as store:
             store.add_notices(outcome.run_id, suspicious)
+    tidy.keep(outcome.store_path)  # for the reports and checks that follow a run
     if args.json:
         print(json.dumps({
             "run_id": outcome.run_id, "resumed": outcome.resumed, "store": str(outcome.store_path),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -51,7 +52,9 @@ def store(tmp_path_factory) -> Path:
         code = main(["run", "--codec", codec, "--bitrate", rates, "--dataset", str(manifest),
                      "--metrics", "pesq,stoi,f0rmse", "--workers", "1", "--quiet", "--workspace", str(ws)])
         assert code == 1  # the silent file fails: exit 1 tells the truth
-    return ws / "svbench.sqlite"
+    store = ws / "svbench.sqlite"
+    assert tidy._kept(store, tidy._state(store)).exists()  # a run ends by keeping its rows for the reports
+    return store
 
 
 def _sql(store: Path, query: str) -> list[tuple]:
@@ -388,9 +391,27 @@ def test_a_key_no_run_stored_says_so_not_another_keys_reason(store, tmp_path):
     assert set(res.cells.reason) == {"no f0rmse_octaves in these runs: f0rmse stored other keys"}
 
 
-def test_tidy_is_the_same_with_the_key_scan_in_this_process(store, monkeypatch):
-    """load() scans the key index in a forked process where it can (checked against its own snapshot);
-    the serial path, taken elsewhere or when a run wrote in between, gives the same frame."""
-    forked = tidy.load(store)
-    monkeypatch.setattr(tidy, "_PARALLEL", False)
-    pd.testing.assert_frame_equal(tidy.load(store), forked)
+def test_tidy_is_the_same_with_the_key_scan_in_this_process(store):
+    """The store is read with the key index scanned in a forked process where it can (checked against its
+    own snapshot); the serial path, taken elsewhere or when a run wrote in between, gives the same frame."""
+    pd.testing.assert_frame_equal(tidy._read(store, parallel=False), tidy._read(store, parallel=True))
+
+
+def test_tidy_keeps_the_read_store_and_rereads_it_after_any_write(store, tmp_path):
+    """A second load of an unchanged store comes from the kept Arrow file and equals the SQLite read; any
+    write to the store, even an in-place UPDATE that keeps every rowid, makes the next load read SQLite."""
+    copy = tmp_path / "svbench.sqlite"
+    shutil.copy(store, copy)
+    first = tidy.load(copy)
+    kept = list(tmp_path.glob(".svbench.sqlite.tidy-*.arrow"))
+    assert len(kept) == 1
+    written = kept[0].stat().st_mtime_ns
+    pd.testing.assert_frame_equal(tidy.load(copy), first)
+    assert kept[0].stat().st_mtime_ns == written  # read, not written again: reading left the state as it was
+    pd.testing.assert_frame_equal(pd.read_feather(kept[0]), tidy._read(copy, parallel=False))
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE scores SET value = -1.0 WHERE metric = 'pesq'")
+    db.close()
+    after = tidy.load(copy)
+    assert (after[after.metric == "pesq"].value.dropna() == -1.0).all()
+    assert list(tmp_path.glob(".svbench.sqlite.tidy-*.arrow")) != kept  # the stale file is gone

@@ -31,6 +31,7 @@ store. A missing store or an unknown run id raises :class:`ReportError` (the com
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -109,14 +110,86 @@ def load(store_path: Path, run_ids: list[str] | None = None, parallel: bool = _P
     ``Categorical`` (str categories, NaN where absent), which keeps 1.7 million rows small and fast to
     group: compare them with strings as usual, group with ``observed=True``. ``bps`` is int64;
     ``measured_bps``, ``delay_ms`` and ``value`` are float64.
+
+    The store's units and scores, read once, are kept beside the store as an Arrow file named by the
+    store's state (:func:`_state`); a later load of an unchanged store reads that file instead of a
+    million SQLite rows. Any write to the store changes the state, so a stale file is never read.
     """
     info = runs(store_path, run_ids)
+    frame = _stored_frame(Path(store_path), parallel)
+    wanted = frame.run_id.isin(info.run_id).to_numpy()
+    if not wanted.all():
+        frame = frame[wanted].reset_index(drop=True)
+        for col in frame.select_dtypes("category"):  # categories of runs not asked for
+            frame[col] = frame[col].cat.remove_unused_categories()
+    frame["dataset"] = frame.run_id.map(dict(zip(info.run_id, info.dataset, strict=True)))
+    config = dict(zip(info.run_id, info.config, strict=True))
+    frame["metric_card"] = _lookup(frame, config, "metric_cards", "metric")
+    frame["codec_card"] = _lookup(frame, config, "codec_cards", "codec")
+    return frame[list(COLUMNS)]
+
+
+def _state(store_path: Path) -> str:
+    """What changes with every write to the store: size and modification time of the store and its
+    write-ahead log, the last rowids of units and scores, the runs' last update."""
+    stats = []
+    for path in (store_path, store_path.with_name(store_path.name + "-wal")):
+        st = path.stat() if path.exists() else None
+        if st is not None and st.st_size:  # a reader's empty log is no change
+            stats.append((st.st_size, st.st_mtime_ns))
+    db = connect(store_path)
+    try:
+        rows = db.execute("SELECT (SELECT max(rowid) FROM units), (SELECT count(*) FROM units), "
+                          "(SELECT max(rowid) FROM scores), (SELECT max(updated) FROM runs)").fetchone()
+    finally:
+        db.close()
+    return hashlib.sha256(json.dumps([stats, rows]).encode()).hexdigest()[:16]
+
+
+def keep(store_path: Path) -> None:
+    """Keep the store's rows for the next report or check unless they are kept already (a run calls this
+    when it has written everything, its notices included)."""
+    if not _kept(store_path, _state(store_path)).exists():
+        _stored_frame(store_path, parallel=False)
+
+
+def _kept(store_path: Path, state: str) -> Path:
+    return store_path.with_name(f".{store_path.name}.tidy-{state}.arrow")
+
+
+def _stored_frame(store_path: Path, parallel: bool) -> pd.DataFrame:
+    """Every run's rows (no dataset or card columns): from the Arrow file of the store's state if there is
+    one, else read from SQLite and written to that file (when the store did not change meanwhile and the
+    folder is writable; otherwise simply not kept)."""
+    state = _state(store_path)
+    kept = _kept(store_path, state)
+    try:
+        return pd.read_feather(kept)
+    except (OSError, ValueError):  # absent (the usual miss) or unreadable: read the store
+        pass
+    frame = _read(store_path, parallel)
+    if _state(store_path) == state:
+        try:
+            part = kept.with_name(f"{kept.name}.{os.getpid()}.part")
+            frame.to_feather(part)
+            os.replace(part, kept)
+            for old in store_path.parent.glob(f".{store_path.name}.tidy-*.arrow"):
+                if old != kept:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            part.unlink(missing_ok=True)
+    return frame
+
+
+def _read(store_path: Path, parallel: bool) -> pd.DataFrame:
+    """Every run's units and scores from SQLite, in :func:`load`'s order, without the columns taken from
+    the runs' configs."""
     # on Linux the key index and the values are read by a forked process meanwhile (two cores, no shared lock); its
     # snapshot is checked against this connection's below and the scan done again here if they differ
     db = connect(store_path)
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) if parallel else None
     try:
-        early = pool.submit(_scan_keys, Path(store_path)) if pool is not None else None
+        early = pool.submit(_scan_keys, store_path) if pool is not None else None
         db.execute("BEGIN")  # one read snapshot for every query below, even while a run is writing
         units = _read_units(db)
         seen = db.execute("SELECT count(*), ifnull(sum(rowid), 0) FROM scores").fetchone()
@@ -128,17 +201,14 @@ def load(store_path: Path, run_ids: list[str] | None = None, parallel: bool = _P
         db.close()
         if pool is not None:
             pool.shutdown()
-    run_codes, run_cats = units["run_id"]
-    wanted = np.isin(run_codes, [run_cats.index(r) for r in info.run_id])
-    keep = wanted[scores["unit"]]  # rows of the runs asked for
-    bare = np.flatnonzero(wanted & (units["n_scores"] == 0))  # units with no score rows still get one row
-    pos = np.concatenate([scores["unit"][keep], bare])
+    bare = np.flatnonzero(units["n_scores"] == 0)  # units with no score rows still get one row
+    pos = np.concatenate([scores["unit"], bare])
     none = np.full(len(bare), -1)
-    coded = {col: np.concatenate([scores[col][0][keep], none]) for col in ("metric", "key", "reason")}
-    value = np.concatenate([scores["value"][keep], np.full(len(bare), np.nan)])
+    coded = {col: np.concatenate([scores[col][0], none]) for col in ("metric", "key", "reason")}
+    value = np.concatenate([scores["value"], np.full(len(bare), np.nan)])
     # sorted once, on integer codes (categories are sorted), before any column is built
     order = np.lexsort([coded["key"], coded["metric"], units["utt_id"][0][pos], units["bitrate"][0][pos],
-                        units["bps"][pos], units["codec"][0][pos], run_codes[pos]])
+                        units["bps"][pos], units["codec"][0][pos], units["run_id"][0][pos]])
     pos = pos[order]
     frame = pd.DataFrame({col: _cat(units[col], pos) for col in _UNIT_TEXT})
     for col in ("bps", "measured_bps", "delay_ms"):
@@ -146,14 +216,6 @@ def load(store_path: Path, run_ids: list[str] | None = None, parallel: bool = _P
     for col in ("metric", "key", "reason"):
         frame[col] = pd.Categorical.from_codes(coded[col][order], scores[col][1])
     frame["value"] = value[order]
-    frame["dataset"] = frame.run_id.map(dict(zip(info.run_id, info.dataset, strict=True)))
-    config = dict(zip(info.run_id, info.config, strict=True))
-    frame["metric_card"] = _lookup(frame, config, "metric_cards", "metric")
-    frame["codec_card"] = _lookup(frame, config, "codec_cards", "codec")
-    frame = frame[list(COLUMNS)]
-    if not wanted.all():  # categories of runs not asked for
-        for col in frame.select_dtypes("category"):
-            frame[col] = frame[col].cat.remove_unused_categories()
     return frame
 
 
