@@ -143,7 +143,8 @@ def _state(store_path: Path) -> str:
                           "(SELECT max(rowid) FROM scores), (SELECT max(updated) FROM runs)").fetchone()
     finally:
         db.close()
-    return hashlib.sha256(json.dumps([stats, rows]).encode()).hexdigest()[:16]
+    # with the columns: a file kept by a version of another layout is never read
+    return hashlib.sha256(json.dumps([COLUMNS, stats, rows]).encode()).hexdigest()[:16]
 
 
 def keep(store_path: Path) -> None:
